@@ -1,0 +1,7 @@
+//! tasksandbox: run workloads inside a locked-down, Fargate-style task boundary.
+
+#![warn(missing_docs)]
+
+pub mod capabilities;
+
+pub use capabilities::{Capabilities, Capability, CapabilityError};
