@@ -3,5 +3,21 @@
 #![warn(missing_docs)]
 
 pub mod capabilities;
+pub mod cgroup;
+pub mod container;
+pub mod error;
+pub mod mounts;
+pub mod namespaces;
+mod process;
+pub mod seccomp;
+pub mod size;
+mod sys;
+pub mod task;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
+pub use container::{Container, Stdio, User, Volume};
+pub use error::{ConfigError, Error, LaunchError, Step};
+pub use namespaces::{IdMap, UserNamespace};
+pub use process::{ExitStatus, Output, RunningTask};
+pub use size::{SizeError, TaskSize};
+pub use task::{Enforcement, EnforcementReport, TaskSandbox, TaskSandboxBuilder};

@@ -1,0 +1,249 @@
+//! Runs a command in a fresh, locked-down task.
+//!
+//! ```text
+//! cargo run --release --example run -- [OPTIONS] -- CMD [ARGS...]
+//! ```
+//!
+//! Exits with the workload's exit code (128+N when signal N killed it, 137 with an
+//! `out of memory` line when the OOM killer did); errors print their whole chain and
+//! exit 2.
+
+use std::process::ExitCode;
+
+use tasksandbox::{
+    Capabilities, Capability, Container, Enforcement, ExitStatus, TaskSandbox, TaskSize, User,
+    UserNamespace, Volume,
+};
+
+const USAGE: &str = "\
+usage: run [OPTIONS] -- CMD [ARGS...]
+
+Runs CMD in a fresh task: its own user, pid, mount, network, UTS, IPC and cgroup
+namespaces, Fargate's capability allowlist, the default seccomp profile, cgroup limits.
+
+options:
+  --rootfs DIR           root filesystem (default: read-only host /usr, /bin, /lib*, a small /etc)
+  --cpu UNITS            CPU units, 1024 per vCPU
+  --memory MIB           memory limit in MiB
+  --fargate              insist on Fargate's table of CPU x memory sizes
+  --pids N               pids limit (default 4096)
+  --nofile N             nofile ulimit (default 65535)
+  --volume SRC:DST[:rw]  bind a host path, read-only unless :rw (repeatable)
+  --ptrace               add CAP_SYS_PTRACE (and the ptrace-family syscalls)
+  --drop-cap NAME        drop a default capability, or ALL (repeatable)
+  --user UID[:GID]       user inside the task (default 0:0)
+  --env KEY=VALUE        set an environment variable (repeatable)
+  --workdir DIR          working directory (default /)
+  --hostname NAME        hostname (default: run)
+  --readonly-rootfs      mount the root filesystem read-only
+  --best-effort          start even if cgroup limits cannot be applied, and say which
+  --no-userns            no user namespace (root only; for hosts without them)
+  -h, --help             this text";
+
+struct Args {
+    rootfs: Option<String>,
+    cpu: Option<u32>,
+    memory: Option<u64>,
+    fargate: bool,
+    pids: Option<u64>,
+    nofile: Option<u64>,
+    volumes: Vec<Volume>,
+    ptrace: bool,
+    drop: Vec<String>,
+    user: User,
+    env: Vec<(String, String)>,
+    workdir: Option<String>,
+    hostname: Option<String>,
+    readonly_rootfs: bool,
+    best_effort: bool,
+    no_userns: bool,
+    command: Vec<String>,
+}
+
+fn parse_number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag} wants a number, not {value:?}"))
+}
+
+fn parse_volume(spec: &str) -> Result<Volume, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    match parts.as_slice() {
+        [src, dst] => Ok(Volume::bind(*src, *dst)),
+        [src, dst, "rw"] => Ok(Volume::bind(*src, *dst).read_write()),
+        [src, dst, "ro"] => Ok(Volume::bind(*src, *dst)),
+        _ => Err(format!("--volume wants SRC:DST[:rw], not {spec:?}")),
+    }
+}
+
+fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut args = Args {
+        rootfs: None,
+        cpu: None,
+        memory: None,
+        fargate: false,
+        pids: None,
+        nofile: None,
+        volumes: Vec::new(),
+        ptrace: false,
+        drop: Vec::new(),
+        user: User::ROOT,
+        env: Vec::new(),
+        workdir: None,
+        hostname: None,
+        readonly_rootfs: false,
+        best_effort: false,
+        no_userns: false,
+        command: Vec::new(),
+    };
+    while let Some(flag) = argv.next() {
+        let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--" => {
+                args.command = argv.collect();
+                break;
+            }
+            "--rootfs" => args.rootfs = Some(value("--rootfs")?),
+            "--cpu" => args.cpu = Some(parse_number("--cpu", &value("--cpu")?)?),
+            "--memory" => args.memory = Some(parse_number("--memory", &value("--memory")?)?),
+            "--fargate" => args.fargate = true,
+            "--pids" => args.pids = Some(parse_number("--pids", &value("--pids")?)?),
+            "--nofile" => args.nofile = Some(parse_number("--nofile", &value("--nofile")?)?),
+            "--volume" => args.volumes.push(parse_volume(&value("--volume")?)?),
+            "--ptrace" => args.ptrace = true,
+            "--drop-cap" => args.drop.push(value("--drop-cap")?),
+            "--user" => args.user = value("--user")?.parse()?,
+            "--env" => {
+                let kv = value("--env")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("--env wants KEY=VALUE, not {kv:?}"))?;
+                args.env.push((k.to_string(), v.to_string()));
+            }
+            "--workdir" => args.workdir = Some(value("--workdir")?),
+            "--hostname" => args.hostname = Some(value("--hostname")?),
+            "--readonly-rootfs" => args.readonly_rootfs = true,
+            "--best-effort" => args.best_effort = true,
+            "--no-userns" => args.no_userns = true,
+            other if other.starts_with('-') => return Err(format!("unknown option {other:?}")),
+            _ => {
+                args.command.push(flag);
+                args.command.extend(argv);
+                break;
+            }
+        }
+    }
+    if args.command.is_empty() {
+        return Err("no command given: run [OPTIONS] -- CMD [ARGS...]".into());
+    }
+    Ok(Some(args))
+}
+
+fn capabilities(args: &Args) -> Result<Capabilities, String> {
+    let mut caps = Capabilities::fargate_default();
+    for name in &args.drop {
+        if name.eq_ignore_ascii_case("ALL") {
+            caps = Capabilities::none();
+            continue;
+        }
+        let cap = Capability::from_name(name).map_err(|e| format!("--drop-cap: {e}"))?;
+        caps = caps.drop(cap);
+    }
+    if args.ptrace {
+        caps = caps.with_sys_ptrace();
+    }
+    Ok(caps)
+}
+
+fn size(args: &Args) -> Result<TaskSize, tasksandbox::SizeError> {
+    let default = TaskSize::default();
+    match (args.fargate, args.cpu, args.memory) {
+        (true, cpu, mem) => TaskSize::fargate(
+            cpu.unwrap_or(default.cpu_units().unwrap_or(1024)),
+            mem.unwrap_or(default.memory_mib()),
+        ),
+        (false, Some(cpu), mem) => TaskSize::custom(cpu, mem.unwrap_or(default.memory_mib())),
+        (false, None, Some(mem)) => TaskSize::memory_only(mem),
+        (false, None, None) => Ok(default),
+    }
+}
+
+fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
+    let mut container = Container::new("run")
+        .command(&args.command)
+        .user(args.user)
+        .capabilities(capabilities(&args)?)
+        .readonly_rootfs(args.readonly_rootfs);
+    if let Some(rootfs) = &args.rootfs {
+        container = container.rootfs(rootfs);
+    }
+    if let Some(dir) = &args.workdir {
+        container = container.working_dir(dir);
+    }
+    if let Some(hostname) = &args.hostname {
+        container = container.hostname(hostname);
+    }
+    for (k, v) in &args.env {
+        container = container.env(k, v);
+    }
+    for volume in &args.volumes {
+        container = container.volume(volume.clone());
+    }
+    let mut builder = TaskSandbox::builder()
+        .size(size(&args)?)
+        .container(container);
+    if let Some(pids) = args.pids {
+        builder = builder.pids_limit(pids);
+    }
+    if let Some(nofile) = args.nofile {
+        builder = builder.nofile(nofile);
+    }
+    if args.best_effort {
+        builder = builder.enforcement(Enforcement::BestEffort);
+    }
+    if args.no_userns {
+        builder = builder.user_namespace(UserNamespace::Disabled);
+    }
+    let sandbox = builder.build()?;
+    let mut task = sandbox.start()?;
+    for skipped in &task.report().not_applied {
+        eprintln!("run: warning: not applied: {skipped}");
+    }
+    Ok(task.wait()?)
+}
+
+fn print_chain(err: &dyn std::error::Error) {
+    eprintln!("error: {err}");
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        eprintln!("  caused by: {err}");
+        cause = err.source();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(status) => {
+            if status.is_out_of_memory() {
+                eprintln!("run: the workload was killed: out of memory");
+            }
+            ExitCode::from(status.shell_code().clamp(0, 255) as u8)
+        }
+        Err(err) => {
+            print_chain(err.as_ref());
+            ExitCode::from(2)
+        }
+    }
+}

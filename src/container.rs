@@ -1,0 +1,273 @@
+//! A container of a task: what to run, as whom, on which root filesystem.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::capabilities::Capabilities;
+use crate::seccomp::SeccompPolicy;
+
+/// A user and group inside the task (`uid:gid`). Root (`0:0`) by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct User {
+    /// User id inside the task.
+    pub uid: u32,
+    /// Group id inside the task.
+    pub gid: u32,
+}
+
+impl User {
+    /// `0:0`.
+    pub const ROOT: User = User { uid: 0, gid: 0 };
+
+    /// A user and group.
+    pub const fn new(uid: u32, gid: u32) -> Self {
+        User { uid, gid }
+    }
+
+    /// Whether this is uid 0.
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+impl std::str::FromStr for User {
+    type Err = String;
+
+    /// Parses `uid` or `uid:gid` (numeric; the gid defaults to the uid).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (uid, gid) = s.split_once(':').unwrap_or((s, s));
+        let parse = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("{s:?} is not uid[:gid] with numeric ids"))
+        };
+        Ok(User::new(parse(uid)?, parse(gid)?))
+    }
+}
+
+/// A host directory or file bound into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub(crate) source: PathBuf,
+    pub(crate) destination: PathBuf,
+    pub(crate) read_only: bool,
+}
+
+impl Volume {
+    /// Binds `source` (a host path) at `destination` (an absolute path inside the
+    /// container), read-only.
+    pub fn bind(source: impl Into<PathBuf>, destination: impl Into<PathBuf>) -> Self {
+        Volume {
+            source: source.into(),
+            destination: destination.into(),
+            read_only: true,
+        }
+    }
+
+    /// Makes the bind writable.
+    #[must_use]
+    pub fn read_write(mut self) -> Self {
+        self.read_only = false;
+        self
+    }
+
+    /// The host path.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The path inside the container.
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// Whether the bind is read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+/// Where a standard stream of the workload goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdio {
+    /// The launcher's own stream.
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe whose other end the [`RunningTask`](crate::RunningTask) hands out.
+    Piped,
+}
+
+/// One container of a task.
+///
+/// ```
+/// use tasksandbox::{Container, Volume, User};
+/// let app = Container::new("app")
+///     .command(["/bin/sh", "-c", "echo hello"])
+///     .env("GREETING", "hello")
+///     .user(User::new(1000, 1000))
+///     .volume(Volume::bind("/srv/data", "/data"));
+/// assert_eq!(app.name(), "app");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub(crate) name: String,
+    pub(crate) command: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) working_dir: PathBuf,
+    pub(crate) user: User,
+    pub(crate) rootfs: Option<PathBuf>,
+    pub(crate) readonly_rootfs: bool,
+    pub(crate) volumes: Vec<Volume>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) seccomp: SeccompPolicy,
+    pub(crate) stdin: Stdio,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Stdio,
+}
+
+/// The `PATH` a container gets when its environment sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Container {
+    /// A container named `name`, running as root in `/`, with Fargate's default
+    /// capabilities, the default seccomp profile and the default root filesystem.
+    pub fn new(name: impl Into<String>) -> Self {
+        Container {
+            name: name.into(),
+            command: Vec::new(),
+            env: Vec::new(),
+            working_dir: PathBuf::from("/"),
+            user: User::ROOT,
+            rootfs: None,
+            readonly_rootfs: false,
+            volumes: Vec::new(),
+            hostname: None,
+            capabilities: Capabilities::fargate_default(),
+            seccomp: SeccompPolicy::Default,
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+        }
+    }
+
+    /// The container's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The command and its arguments. A command without `/` is looked up in the
+    /// container's `PATH`.
+    #[must_use]
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command = argv.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Appends one argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.command.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Sets an environment variable (the workload sees only what is set here, plus a
+    /// default `PATH` and `HOSTNAME`).
+    #[must_use]
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        let key = key.as_ref().to_owned();
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.as_ref().to_owned()));
+        self
+    }
+
+    /// The working directory, an absolute path inside the container (`/` by default).
+    #[must_use]
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = dir.into();
+        self
+    }
+
+    /// The user and group the workload runs as, inside the task.
+    #[must_use]
+    pub fn user(mut self, user: User) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// The root filesystem: a host directory holding the container image. Without it
+    /// the container gets the default root: read-only binds of the host's `/usr`,
+    /// `/bin`, `/sbin`, `/lib*` and a small generated `/etc`, on a private tmpfs.
+    #[must_use]
+    pub fn rootfs(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.rootfs = Some(dir.into());
+        self
+    }
+
+    /// Mounts the root filesystem read-only (`/proc`, `/dev` and volumes keep their own
+    /// modes).
+    #[must_use]
+    pub fn readonly_rootfs(mut self, read_only: bool) -> Self {
+        self.readonly_rootfs = read_only;
+        self
+    }
+
+    /// Adds a bind volume.
+    #[must_use]
+    pub fn volume(mut self, volume: Volume) -> Self {
+        self.volumes.push(volume);
+        self
+    }
+
+    /// The hostname (the container name by default).
+    #[must_use]
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
+    }
+
+    /// The capability allowlist (Fargate's 14 defaults unless changed).
+    #[must_use]
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.capabilities = caps;
+        self
+    }
+
+    /// The seccomp policy (the default profile unless changed).
+    #[must_use]
+    pub fn seccomp(mut self, policy: SeccompPolicy) -> Self {
+        self.seccomp = policy;
+        self
+    }
+
+    /// Where the workload's standard input comes from.
+    #[must_use]
+    pub fn stdin(mut self, stdio: Stdio) -> Self {
+        self.stdin = stdio;
+        self
+    }
+
+    /// Where the workload's standard output goes.
+    #[must_use]
+    pub fn stdout(mut self, stdio: Stdio) -> Self {
+        self.stdout = stdio;
+        self
+    }
+
+    /// Where the workload's standard error goes.
+    #[must_use]
+    pub fn stderr(mut self, stdio: Stdio) -> Self {
+        self.stderr = stdio;
+        self
+    }
+
+    /// The effective hostname.
+    pub(crate) fn effective_hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(&self.name)
+    }
+}

@@ -1,0 +1,687 @@
+//! The root filesystem plan: every mount, directory, symlink and file the child makes,
+//! computed before the fork.
+//!
+//! The plan is a flat list of [`MountOp`]s the child executes in order: build the new
+//! root (a bind of the container's rootfs onto itself, or a private tmpfs holding
+//! read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*` and a generated
+//! `/etc`), bind the volumes, mount a minimal `/dev`, `/proc` and a read-only `/sys`,
+//! `pivot_root` into it, then mask and write-protect the OCI default paths, which are
+//! now resolved inside the new root.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use libc::c_ulong;
+use nix::errno::Errno;
+
+use crate::container::{Container, Volume};
+use crate::error::ConfigError;
+use crate::sys;
+
+/// The OCI default masked paths: files are covered by `/dev/null`, directories by an
+/// empty read-only tmpfs.
+pub const MASKED_PATHS: [&str; 12] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
+
+/// The OCI default read-only paths.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The device nodes of the minimal `/dev`, bound from the host's.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The host directories the default root filesystem binds read-only (or recreates as
+/// symlinks where the host has symlinks, as on merged-/usr systems).
+const DEFAULT_ROOT_DIRS: [&str; 7] = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+const MS_BIND_REC: c_ulong = libc::MS_BIND | libc::MS_REC;
+const SECURE: c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// One operation of the root filesystem plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MountOp {
+    /// `mount(2)`.
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
+    /// Make a bind mount read-only, with its submounts when `recursive`.
+    ReadOnly { target: CString, recursive: bool },
+    /// `mkdir`, existing entries allowed.
+    Mkdir { path: CString, mode: libc::mode_t },
+    /// An empty file to bind a file onto, existing entries allowed.
+    Touch { path: CString },
+    /// `symlink`, existing entries allowed.
+    Symlink { target: CString, link: CString },
+    /// A generated file.
+    WriteFile {
+        path: CString,
+        contents: Vec<u8>,
+        mode: libc::mode_t,
+    },
+    /// Switch to `new_root` and detach the old root.
+    PivotRoot { new_root: CString },
+    /// Hide a path inside the new root: a read-only empty tmpfs over a directory, the
+    /// new root's `/dev/null` over a file; absent paths are skipped.
+    Mask { path: CString },
+    /// Make a path inside the new root read-only; absent paths are skipped.
+    ReadOnlyPath { path: CString },
+}
+
+impl fmt::Display for MountOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |c: &CString| String::from_utf8_lossy(c.as_bytes()).into_owned();
+        match self {
+            MountOp::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                ..
+            } => {
+                let what = match (fstype, source) {
+                    (Some(fs), _) => show(fs),
+                    (None, Some(src)) if flags & libc::MS_BIND != 0 => {
+                        format!("bind {}", show(src))
+                    }
+                    _ => "remount".to_string(),
+                };
+                write!(f, "mount {what} on {}", show(target))
+            }
+            MountOp::ReadOnly { target, .. } => write!(f, "make {} read-only", show(target)),
+            MountOp::Mkdir { path, .. } => write!(f, "mkdir {}", show(path)),
+            MountOp::Touch { path } => write!(f, "create {}", show(path)),
+            MountOp::Symlink { target, link } => {
+                write!(f, "symlink {} -> {}", show(link), show(target))
+            }
+            MountOp::WriteFile { path, .. } => write!(f, "write {}", show(path)),
+            MountOp::PivotRoot { new_root } => write!(f, "pivot_root into {}", show(new_root)),
+            MountOp::Mask { path } => write!(f, "mask {}", show(path)),
+            MountOp::ReadOnlyPath { path } => write!(f, "make {} read-only", show(path)),
+        }
+    }
+}
+
+impl MountOp {
+    /// Runs the operation. Called in the child: must not allocate.
+    pub(crate) fn apply(&self) -> Result<(), Errno> {
+        match self {
+            MountOp::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => sys::mount(
+                source.as_deref(),
+                target,
+                fstype.as_deref(),
+                *flags,
+                data.as_deref(),
+            ),
+            MountOp::ReadOnly { target, recursive } => make_read_only(target, *recursive),
+            MountOp::Mkdir { path, mode } => sys::mkdir_exist_ok(path, *mode),
+            MountOp::Touch { path } => {
+                let fd = sys::open(
+                    path,
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )?;
+                sys::close(fd);
+                Ok(())
+            }
+            MountOp::Symlink { target, link } => sys::symlink_exist_ok(target, link),
+            MountOp::WriteFile {
+                path,
+                contents,
+                mode,
+            } => sys::write_file(path, contents, *mode),
+            MountOp::PivotRoot { new_root } => pivot_into(new_root),
+            MountOp::Mask { path } => mask(path),
+            MountOp::ReadOnlyPath { path } => {
+                match sys::mount(Some(path), path, None, MS_BIND_REC, None) {
+                    Err(Errno::ENOENT) => Ok(()),
+                    Err(e) => Err(e),
+                    Ok(()) => make_read_only(path, true),
+                }
+            }
+        }
+    }
+}
+
+/// Makes the mount at `target` read-only (submounts too when `recursive`); on kernels
+/// without `mount_setattr`, remounts the top mount keeping its locked flags.
+fn make_read_only(target: &std::ffi::CStr, recursive: bool) -> Result<(), Errno> {
+    match sys::mount_setattr(target, recursive, MOUNT_ATTR_RDONLY, 0) {
+        Err(Errno::ENOSYS) => {
+            let flags = sys::mount_flags(target)?;
+            sys::mount(
+                None,
+                target,
+                None,
+                flags | libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                None,
+            )
+        }
+        other => other,
+    }
+}
+
+fn pivot_into(new_root: &std::ffi::CStr) -> Result<(), Errno> {
+    sys::chdir(new_root)?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
+    // leaves the new root alone, with no directory of the host left to reach.
+    sys::pivot_root(c".", c".")?;
+    sys::umount2(c".", libc::MNT_DETACH)?;
+    sys::chdir(c"/")
+}
+
+fn mask(path: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated and st a valid out-pointer.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } != 0 {
+        return match Errno::last() {
+            Errno::ENOENT => Ok(()),
+            e => Err(e),
+        };
+    }
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        sys::mount(
+            Some(c"tmpfs"),
+            path,
+            Some(c"tmpfs"),
+            libc::MS_RDONLY | SECURE,
+            Some(c"size=0,mode=0555"),
+        )
+    } else {
+        sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None)
+    }
+}
+
+/// What the plan needs to know about the task and the host.
+pub(crate) struct RootContext<'a> {
+    /// The directory the default root filesystem's tmpfs is mounted on.
+    pub mountpoint: &'a Path,
+    /// Size limit of the default root's tmpfs, in bytes.
+    pub tmpfs_bytes: u64,
+    /// Whether gid 5 (tty) exists inside the task, for devpts's `gid=5`.
+    pub has_tty_gid: bool,
+}
+
+fn cstring(container: &str, field: &'static str, bytes: &[u8]) -> Result<CString, ConfigError> {
+    CString::new(bytes).map_err(|_| ConfigError::NulByte {
+        container: container.to_string(),
+        field,
+        value: String::from_utf8_lossy(bytes).into_owned(),
+    })
+}
+
+fn join(root: &Path, inside: &str) -> Vec<u8> {
+    let mut out = root.as_os_str().as_bytes().to_vec();
+    if !inside.starts_with('/') {
+        out.push(b'/');
+    }
+    out.extend_from_slice(inside.as_bytes());
+    out
+}
+
+/// Builds the plan for `container`. Checks the rootfs and volume sources on the host.
+pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<MountOp>, ConfigError> {
+    let name = container.name.as_str();
+    let c = |field, bytes: &[u8]| cstring(name, field, bytes);
+    let mut ops = Vec::new();
+
+    // 1. The new root: the container's rootfs bound onto itself (so it is a mount point
+    //    pivot_root accepts), or a private tmpfs populated from the host.
+    let root: PathBuf = match &container.rootfs {
+        Some(rootfs) => {
+            check_rootfs(name, rootfs)?;
+            let root = c("rootfs", rootfs.as_os_str().as_bytes())?;
+            ops.push(MountOp::Mount {
+                source: Some(root.clone()),
+                target: root,
+                fstype: None,
+                flags: MS_BIND_REC,
+                data: None,
+            });
+            for dir in ["proc", "dev", "sys"] {
+                ops.push(MountOp::Mkdir {
+                    path: c("rootfs", &join(rootfs, dir))?,
+                    mode: 0o755,
+                });
+            }
+            rootfs.clone()
+        }
+        None => {
+            default_root(container, ctx, &mut ops)?;
+            ctx.mountpoint.to_path_buf()
+        }
+    };
+
+    // 2. Volumes, made read-only right after their bind unless asked otherwise.
+    let mut destinations: Vec<&Path> = Vec::new();
+    for volume in &container.volumes {
+        check_volume(name, volume, &destinations)?;
+        destinations.push(&volume.destination);
+        let dest = volume.destination.to_string_lossy();
+        let target = c("volume destination", &join(&root, &dest))?;
+        let source_is_dir = fs::metadata(&volume.source)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        let mut prefix = root.clone();
+        let parents: Vec<_> = volume.destination.components().collect();
+        let last = parents.len().saturating_sub(1);
+        for (i, part) in parents.iter().enumerate() {
+            let Component::Normal(part) = part else {
+                continue;
+            };
+            prefix.push(part);
+            let path = c("volume destination", prefix.as_os_str().as_bytes())?;
+            if i == last && !source_is_dir {
+                ops.push(MountOp::Touch { path });
+            } else {
+                ops.push(MountOp::Mkdir { path, mode: 0o755 });
+            }
+        }
+        ops.push(MountOp::Mount {
+            source: Some(c("volume source", volume.source.as_os_str().as_bytes())?),
+            target: target.clone(),
+            fstype: None,
+            flags: MS_BIND_REC,
+            data: None,
+        });
+        if volume.read_only {
+            ops.push(MountOp::ReadOnly {
+                target,
+                recursive: true,
+            });
+        }
+    }
+
+    // 3. A minimal /dev: a small tmpfs holding binds of the host's harmless devices, a
+    //    private devpts instance, shm and mqueue.
+    let at = |inside: &str| c("rootfs", &join(&root, inside));
+    ops.push(MountOp::Mount {
+        source: Some(c"tmpfs".into()),
+        target: at("/dev")?,
+        fstype: Some(c"tmpfs".into()),
+        flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
+        data: Some(c"mode=755,size=65536k".into()),
+    });
+    for dev in DEVICES {
+        let target = at(&format!("/dev/{dev}"))?;
+        ops.push(MountOp::Touch {
+            path: target.clone(),
+        });
+        ops.push(MountOp::Mount {
+            source: Some(c("device", format!("/dev/{dev}").as_bytes())?),
+            target,
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+        });
+    }
+    for dir in ["/dev/pts", "/dev/shm", "/dev/mqueue"] {
+        ops.push(MountOp::Mkdir {
+            path: at(dir)?,
+            mode: 0o755,
+        });
+    }
+    let pts_data = if ctx.has_tty_gid {
+        c"newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        c"newinstance,ptmxmode=0666,mode=0620"
+    };
+    ops.push(MountOp::Mount {
+        source: Some(c"devpts".into()),
+        target: at("/dev/pts")?,
+        fstype: Some(c"devpts".into()),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(pts_data.into()),
+    });
+    ops.push(MountOp::Mount {
+        source: Some(c"shm".into()),
+        target: at("/dev/shm")?,
+        fstype: Some(c"tmpfs".into()),
+        flags: SECURE,
+        data: Some(c"mode=1777,size=65536k".into()),
+    });
+    ops.push(MountOp::Mount {
+        source: Some(c"mqueue".into()),
+        target: at("/dev/mqueue")?,
+        fstype: Some(c"mqueue".into()),
+        flags: SECURE,
+        data: None,
+    });
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(MountOp::Symlink {
+            target: c("symlink", target.as_bytes())?,
+            link: at(link)?,
+        });
+    }
+
+    // 4. /proc for the task's pid namespace, and a read-only /sys of its network
+    //    namespace.
+    ops.push(MountOp::Mount {
+        source: Some(c"proc".into()),
+        target: at("/proc")?,
+        fstype: Some(c"proc".into()),
+        flags: SECURE,
+        data: None,
+    });
+    ops.push(MountOp::Mount {
+        source: Some(c"sysfs".into()),
+        target: at("/sys")?,
+        fstype: Some(c"sysfs".into()),
+        flags: SECURE | libc::MS_RDONLY,
+        data: None,
+    });
+
+    // 5. Into the new root; nothing of the host is reachable past this point.
+    ops.push(MountOp::PivotRoot {
+        new_root: c("rootfs", root.as_os_str().as_bytes())?,
+    });
+
+    // 6. The OCI masked and read-only paths, resolved inside the new root.
+    for path in MASKED_PATHS
+        .iter()
+        .map(|p| p.to_string())
+        .chain(thermal_throttle_paths())
+    {
+        ops.push(MountOp::Mask {
+            path: c("masked path", path.as_bytes())?,
+        });
+    }
+    for path in READONLY_PATHS {
+        ops.push(MountOp::ReadOnlyPath {
+            path: c("read-only path", path.as_bytes())?,
+        });
+    }
+    if container.readonly_rootfs {
+        ops.push(MountOp::ReadOnly {
+            target: c"/".into(),
+            recursive: false,
+        });
+    }
+    Ok(ops)
+}
+
+/// `/sys/devices/system/cpu/cpu*/thermal_throttle`, as the host has them.
+fn thermal_throttle_paths() -> Vec<String> {
+    let Ok(entries) = fs::read_dir("/sys/devices/system/cpu") else {
+        return Vec::new();
+    };
+    let mut paths: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.as_bytes();
+            name.starts_with(b"cpu") && name.len() > 3 && name[3..].iter().all(u8::is_ascii_digit)
+        })
+        .map(|e| e.path().join("thermal_throttle"))
+        .filter(|p| p.exists())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn default_root(
+    container: &Container,
+    ctx: &RootContext,
+    ops: &mut Vec<MountOp>,
+) -> Result<(), ConfigError> {
+    let name = container.name.as_str();
+    let c = |field, bytes: &[u8]| cstring(name, field, bytes);
+    let root = ctx.mountpoint;
+    let at = |inside: &str| c("rootfs", &join(root, inside));
+    let size = format!("mode=755,size={}", ctx.tmpfs_bytes);
+    ops.push(MountOp::Mount {
+        source: Some(c"tasksandbox-root".into()),
+        target: c("rootfs", root.as_os_str().as_bytes())?,
+        fstype: Some(c"tmpfs".into()),
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        data: Some(c("rootfs", size.as_bytes())?),
+    });
+    for dir in DEFAULT_ROOT_DIRS {
+        let host = Path::new("/").join(dir);
+        let Ok(meta) = fs::symlink_metadata(&host) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let Ok(target) = fs::read_link(&host) else {
+                continue;
+            };
+            ops.push(MountOp::Symlink {
+                target: c("rootfs", target.as_os_str().as_bytes())?,
+                link: at(dir)?,
+            });
+        } else if meta.is_dir() {
+            let target = at(dir)?;
+            ops.push(MountOp::Mkdir {
+                path: target.clone(),
+                mode: 0o755,
+            });
+            ops.push(MountOp::Mount {
+                source: Some(c("rootfs", host.as_os_str().as_bytes())?),
+                target: target.clone(),
+                fstype: None,
+                flags: MS_BIND_REC,
+                data: None,
+            });
+            ops.push(MountOp::ReadOnly {
+                target,
+                recursive: true,
+            });
+        }
+    }
+    for (dir, mode) in [
+        ("etc", 0o755),
+        ("root", 0o700),
+        ("tmp", 0o1777),
+        ("proc", 0o555),
+        ("dev", 0o755),
+        ("sys", 0o555),
+        ("run", 0o755),
+        ("var", 0o755),
+    ] {
+        ops.push(MountOp::Mkdir {
+            path: at(dir)?,
+            mode,
+        });
+    }
+    let hostname = container.effective_hostname();
+    let files: [(&str, String, libc::mode_t); 5] = [
+        (
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into(),
+            0o644,
+        ),
+        ("/etc/group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n".into(), 0o644),
+        (
+            "/etc/hosts",
+            format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+            0o644,
+        ),
+        (
+            "/etc/resolv.conf",
+            "# The task has no network beyond loopback.\nnameserver 127.0.0.1\n".into(),
+            0o644,
+        ),
+        ("/etc/hostname", format!("{hostname}\n"), 0o644),
+    ];
+    for (path, contents, mode) in files {
+        ops.push(MountOp::WriteFile {
+            path: at(path)?,
+            contents: contents.into_bytes(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+fn check_rootfs(container: &str, rootfs: &Path) -> Result<(), ConfigError> {
+    let err = |reason: String| ConfigError::Rootfs {
+        container: container.to_string(),
+        path: rootfs.to_path_buf(),
+        reason,
+    };
+    if !rootfs.is_absolute() {
+        return Err(err("must be an absolute path".into()));
+    }
+    match fs::metadata(rootfs) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(err("is not a directory".into())),
+        Err(e) => Err(err(format!("cannot be used: {e}"))),
+    }
+}
+
+fn check_volume(container: &str, volume: &Volume, earlier: &[&Path]) -> Result<(), ConfigError> {
+    let err = |reason: String| ConfigError::Volume {
+        container: container.to_string(),
+        source_path: volume.source.clone(),
+        destination: volume.destination.clone(),
+        reason,
+    };
+    if !volume.source.is_absolute() {
+        return Err(err("the source must be an absolute host path".into()));
+    }
+    if let Err(e) = fs::metadata(&volume.source) {
+        return Err(err(format!("the source cannot be used: {e}")));
+    }
+    let dest = &volume.destination;
+    if !dest.is_absolute() {
+        return Err(err("the destination must be an absolute path".into()));
+    }
+    if dest
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(err("the destination must not contain `.` or `..`".into()));
+    }
+    if dest == Path::new("/") {
+        return Err(err(
+            "the destination cannot be `/`; use rootfs for the root".into(),
+        ));
+    }
+    for reserved in ["/proc", "/dev", "/sys"] {
+        if dest.starts_with(reserved) {
+            return Err(err(format!(
+                "the destination cannot be under {reserved}, which the sandbox owns"
+            )));
+        }
+    }
+    if earlier.iter().any(|d| *d == dest) {
+        return Err(err("another volume already has this destination".into()));
+    }
+    if dest.as_os_str().as_bytes().contains(&0) || volume.source.as_os_str().as_bytes().contains(&0)
+    {
+        return Err(err("contains a NUL byte".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> RootContext<'static> {
+        RootContext {
+            mountpoint: Path::new("/run/tasksandbox/root"),
+            tmpfs_bytes: 1 << 20,
+            has_tty_gid: true,
+        }
+    }
+
+    #[test]
+    fn default_root_plan_shape() {
+        let ops = plan(&Container::new("app").command(["true"]), &ctx()).unwrap();
+        let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        assert_eq!(text[0], "mount tmpfs on /run/tasksandbox/root");
+        let pivot = text
+            .iter()
+            .position(|t| t.starts_with("pivot_root"))
+            .unwrap();
+        // Everything that names a host path comes before pivot_root; masks come after.
+        assert!(text[pivot + 1..]
+            .iter()
+            .all(|t| t.starts_with("mask") || t.starts_with("make /proc")));
+        assert!(text.contains(&"mount proc on /run/tasksandbox/root/proc".to_string()));
+        assert!(text.contains(&"mask /proc/kcore".to_string()));
+        assert!(text.contains(&"make /proc/sys read-only".to_string()));
+        assert!(text.contains(&"write /run/tasksandbox/root/etc/passwd".to_string()));
+    }
+
+    #[test]
+    fn volumes_are_checked() {
+        let base = Container::new("app").command(["true"]);
+        let bad = [
+            (Volume::bind("relative", "/data"), "absolute host path"),
+            (
+                Volume::bind("/nonexistent-source-xyz", "/data"),
+                "cannot be used",
+            ),
+            (
+                Volume::bind("/usr", "data"),
+                "destination must be an absolute",
+            ),
+            (Volume::bind("/usr", "/a/../b"), "`.` or `..`"),
+            (Volume::bind("/usr", "/"), "cannot be `/`"),
+            (Volume::bind("/usr", "/proc/x"), "under /proc"),
+        ];
+        for (volume, reason) in bad {
+            let err = plan(&base.clone().volume(volume), &ctx()).unwrap_err();
+            assert!(err.to_string().contains(reason), "{err}");
+        }
+        let twice = base
+            .volume(Volume::bind("/usr", "/d"))
+            .volume(Volume::bind("/etc", "/d"));
+        assert!(plan(&twice, &ctx())
+            .unwrap_err()
+            .to_string()
+            .contains("already"));
+    }
+
+    #[test]
+    fn rootfs_is_checked() {
+        let err = plan(
+            &Container::new("a").rootfs("/nonexistent-rootfs-xyz"),
+            &ctx(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cannot be used"), "{err}");
+        let err = plan(&Container::new("a").rootfs("/etc/passwd"), &ctx()).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+}

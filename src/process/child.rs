@@ -1,0 +1,234 @@
+//! The child's side of the launch: one linear sequence of raw syscalls from `clone` to
+//! `execve`.
+//!
+//! Runs in a copy of one thread of a possibly multi-threaded process, so it must not
+//! allocate, lock or panic: every string, mask and program it uses was built before the
+//! fork (see [`ChildPlan`]), and every call goes through [`crate::sys`].
+
+use std::convert::Infallible;
+use std::os::fd::RawFd;
+
+use libc::c_ulong;
+use nix::errno::Errno;
+
+use super::plan::ChildPlan;
+use crate::error::Step;
+use crate::sys;
+
+/// Descriptors the child uses, all opened by the parent before the fork.
+pub(crate) struct ChildFds {
+    /// Read end of the pipe the parent writes one byte to once the id maps and the
+    /// cgroup are in place.
+    pub sync_read: RawFd,
+    /// Write end of the close-on-exec pipe failures are reported on.
+    pub error_write: RawFd,
+    /// What becomes stdin, stdout and stderr (`-1`: keep the inherited one).
+    pub stdio: [RawFd; 3],
+    /// The nofile limit to set.
+    pub nofile: u64,
+}
+
+/// Pointer arrays for `execve`, built by the parent from the plan's strings.
+pub(crate) struct ExecArgs<'a> {
+    pub argv: &'a [*const libc::c_char],
+    pub envp: &'a [*const libc::c_char],
+}
+
+/// A failed step: what the parent turns into a [`LaunchError`](crate::LaunchError).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub step: Step,
+    pub errno: Errno,
+    /// Index of the mount operation, for [`Step::Mount`] and [`Step::PivotRoot`].
+    pub detail: i32,
+}
+
+impl Failure {
+    pub(crate) const WIRE_LEN: usize = 12;
+
+    fn encode(&self) -> [u8; Self::WIRE_LEN] {
+        let mut out = [0u8; Self::WIRE_LEN];
+        let words = [self.step.code(), self.errno as i32, self.detail];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8; Self::WIRE_LEN]) -> Option<Failure> {
+        let word = |i: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&bytes[i * 4..i * 4 + 4]);
+            i32::from_ne_bytes(w)
+        };
+        Some(Failure {
+            step: Step::from_code(word(0))?,
+            errno: Errno::from_raw(word(1)),
+            detail: word(2),
+        })
+    }
+}
+
+trait Context<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+impl<T> Context<T> for Result<T, Errno> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|errno| Failure {
+            step,
+            errno,
+            detail: -1,
+        })
+    }
+}
+
+/// The child's entry point: runs the plan and execs, or reports the failed step to
+/// the parent and exits 127.
+pub(crate) fn main(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> ! {
+    let failure = match run(plan, fds, exec) {
+        Ok(never) => match never {},
+        Err(failure) => failure,
+    };
+    // Nothing more can be done if the parent is gone; the exit code says it anyway.
+    let _ = sys::write_all(fds.error_write, &failure.encode());
+    sys::exit_now(127)
+}
+
+fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, Failure> {
+    // The namespaces (user, pid, mount, net, uts, ipc) were created by clone itself.
+    sys::reset_signals();
+
+    // 1. Wait until the parent has written the uid/gid maps and put this process in
+    //    the task cgroup. EOF means the parent gave up: leave quietly.
+    let mut go = [0u8; 1];
+    match sys::read_full(fds.sync_read, &mut go).at(Step::WaitForLauncher)? {
+        1 => {}
+        _ => sys::exit_now(127),
+    }
+    sys::close(fds.sync_read);
+
+    // 2. Become root of the user namespace: the launcher's host ids are not mapped in
+    //    it, so until now this process could not even create a file.
+    if plan.setgroups {
+        sys::setgroups(&[]).at(Step::User)?;
+    }
+    sys::setresgid(0).at(Step::User)?;
+    sys::setresuid(0).at(Step::User)?;
+
+    // 3. A new session: no controlling terminal to push input into (TIOCSTI).
+    sys::setsid().at(Step::NewSession)?;
+
+    // 4. A cgroup namespace rooted at the task cgroup, now that we are in it.
+    sys::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
+
+    // 5. The root filesystem, pivot_root, masked and read-only paths. Modes in the
+    //    plan are exact, so no umask while building it.
+    sys::umask(0);
+    for (index, op) in plan.mounts.iter().enumerate() {
+        op.apply().map_err(|errno| Failure {
+            step: Step::Mount,
+            errno,
+            detail: index as i32,
+        })?;
+    }
+    sys::umask(0o022);
+
+    // 6. Hostname and loopback in the task's own UTS and network namespaces.
+    sys::sethostname(&plan.hostname).at(Step::Hostname)?;
+    sys::loopback_up().at(Step::Loopback)?;
+
+    // 7. Resource limits the kernel keeps per process.
+    sys::setrlimit(libc::RLIMIT_NOFILE, fds.nofile).at(Step::Rlimits)?;
+
+    // 8. Standard streams, then every other inherited descriptor closed at exec (the
+    //    error pipe is close-on-exec already and stays usable until then).
+    for (target, &fd) in fds.stdio.iter().enumerate() {
+        if fd >= 0 {
+            sys::dup2(fd, target as RawFd).at(Step::Stdio)?;
+        }
+    }
+    close_other_fds(fds.nofile).at(Step::CloseFds)?;
+
+    // 9. The working directory, inside the new root.
+    sys::chdir(&plan.working_dir).at(Step::WorkingDir)?;
+
+    // 10. Capabilities: the bounding set first (needs CAP_SETPCAP), then the user
+    //    switch (needs CAP_SETUID/SETGID; a non-root uid loses permitted and effective
+    //    here), then the exact sets, then nothing ambient.
+    for &cap in &plan.bounding_drop {
+        match sys::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(e).at(Step::BoundingSet),
+        }
+    }
+    if plan.setgroups {
+        sys::setgroups(&[plan.gid]).at(Step::User)?;
+    }
+    sys::setresgid(plan.gid).at(Step::User)?;
+    sys::setresuid(plan.uid).at(Step::User)?;
+    let granted = if plan.uid == 0 {
+        plan.capabilities.mask()
+    } else {
+        0
+    };
+    sys::capset(granted, granted, 0).at(Step::Capabilities)?;
+    sys::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
+        0,
+    )
+    .at(Step::Capabilities)?;
+
+    // 11. No privilege can be gained through exec from here on.
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).at(Step::NoNewPrivs)?;
+
+    // 12. Seccomp last: every syscall above would be refused by the profile.
+    for program in plan.seccomp.programs() {
+        sys::seccomp_set_filter(program).at(Step::Seccomp)?;
+    }
+
+    // 13. Exec, trying each resolved path as execvp does.
+    let mut errno = Errno::ENOENT;
+    for path in &plan.exec_candidates {
+        match sys::execve(path, exec.argv, exec.envp) {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => errno = Errno::EACCES,
+            other => return Err(other).at(Step::Exec),
+        }
+    }
+    Err(errno).at(Step::Exec)
+}
+
+/// Marks every descriptor above 2 close-on-exec: `close_range` where the kernel has it,
+/// else one `fcntl` per possible descriptor.
+fn close_other_fds(nofile: u64) -> Result<(), Errno> {
+    match sys::cloexec_from(3) {
+        Err(Errno::ENOSYS | Errno::EINVAL) => {
+            let last = RawFd::try_from(nofile).unwrap_or(RawFd::MAX);
+            for fd in 3..last {
+                match sys::set_cloexec(fd) {
+                    Ok(()) | Err(Errno::EBADF) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_round_trips() {
+        let f = Failure {
+            step: Step::Seccomp,
+            errno: Errno::EACCES,
+            detail: 7,
+        };
+        assert_eq!(Failure::decode(&f.encode()), Some(f));
+    }
+}
