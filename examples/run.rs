@@ -11,8 +11,8 @@
 use std::process::ExitCode;
 
 use tasksandbox::{
-    Capabilities, Capability, Container, Enforcement, ExitStatus, TaskSandbox, TaskSize, User,
-    UserNamespace, Volume,
+    Capabilities, Capability, ConfigError, Container, Enforcement, ExitStatus, TaskSandbox,
+    TaskSize, User, UserNamespace, Volume,
 };
 
 const USAGE: &str = "\
@@ -208,7 +208,7 @@ fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     let sandbox = builder.build()?;
     let mut task = sandbox.start()?;
     for skipped in &task.report().not_applied {
-        eprintln!("run: warning: not applied: {skipped}");
+        eprintln!("run: note: not applied: {skipped}");
     }
     Ok(task.wait()?)
 }

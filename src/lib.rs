@@ -1,5 +1,4 @@
-//! tasksandbox: run workloads inside a locked-down, Fargate-style task boundary.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod capabilities;

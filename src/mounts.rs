@@ -269,11 +269,10 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
                 flags: MS_BIND_REC,
                 data: None,
             });
+            // The rootfs belongs to the caller, not to the task's mapped root, so its
+            // mount points are made here, by the caller, before any process exists.
             for dir in ["proc", "dev", "sys"] {
-                ops.push(MountOp::Mkdir {
-                    path: c("rootfs", &join(rootfs, dir))?,
-                    mode: 0o755,
-                });
+                ensure_mountpoint(name, rootfs, Path::new(dir), true)?;
             }
             rootfs.clone()
         }
@@ -547,6 +546,54 @@ fn default_root(
             contents: contents.into_bytes(),
             mode,
         });
+    }
+    Ok(())
+}
+
+/// Makes `inside` (relative to `rootfs`) exist as a directory (or, when `dir` is
+/// false, a file) to mount on. Refuses any symlink on the way: a symlink in an image
+/// could point the mount outside the root.
+fn ensure_mountpoint(
+    container: &str,
+    rootfs: &Path,
+    inside: &Path,
+    dir: bool,
+) -> Result<(), ConfigError> {
+    let err = |path: &Path, reason: String| ConfigError::Rootfs {
+        container: container.to_string(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let parts: Vec<_> = inside
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let mut path = rootfs.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        let want_dir = dir || i + 1 < parts.len();
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(err(
+                    &path,
+                    "is a symlink; mount points in a rootfs must be real paths".into(),
+                ));
+            }
+            Ok(meta) if meta.is_dir() == want_dir => {}
+            Ok(_) => {
+                let kind = if want_dir { "a directory" } else { "a file" };
+                return Err(err(&path, format!("must be {kind} to mount on")));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let made = if want_dir {
+                    fs::create_dir(&path)
+                } else {
+                    fs::File::create(&path).map(drop)
+                };
+                made.map_err(|e| err(&path, format!("cannot be created as a mount point: {e}")))?;
+            }
+            Err(e) => return Err(err(&path, format!("cannot be used: {e}"))),
+        }
     }
     Ok(())
 }

@@ -1,0 +1,71 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use tasksandbox::{Container, Output, TaskSandbox, TaskSandboxBuilder, Volume};
+
+/// Whether these tests can start tasks: they need root (CI runs as root). Off CI, a
+/// non-root run skips them with a note; on CI a non-root run fails.
+pub fn can_start_tasks() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the task tests as root"
+    );
+    eprintln!("skipped: starting tasks needs root");
+    false
+}
+
+/// A built example of this crate (cargo builds examples before integration tests).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(path.exists(), "{} is not built", path.display());
+    path
+}
+
+/// A container running the probe example, bound read-only at /probe.
+pub fn probe(args: &[&str]) -> Container {
+    Container::new("probe")
+        .volume(Volume::bind(example("probe"), "/probe"))
+        .command(std::iter::once("/probe").chain(args.iter().copied()))
+}
+
+/// Builds and runs a one-container task, returning its output.
+pub fn output(builder: TaskSandboxBuilder) -> Output {
+    builder
+        .build()
+        .expect("task builds")
+        .output()
+        .expect("task runs")
+}
+
+/// Runs `sh -c SCRIPT` in a default task and returns its stdout, asserting success.
+pub fn sh(script: &str) -> String {
+    sh_in(TaskSandbox::builder(), Container::new("sh"), script)
+}
+
+/// Runs `sh -c SCRIPT` in `container` of `builder`, asserting success.
+pub fn sh_in(builder: TaskSandboxBuilder, container: Container, script: &str) -> String {
+    let out = output(builder.container(container.command(["/bin/sh", "-c", script])));
+    assert!(
+        out.status.success(),
+        "{script}: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `key:` in a /proc/self/status dump.
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{key} not in status:\n{status}"))
+}

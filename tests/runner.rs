@@ -1,0 +1,176 @@
+//! The runner example, as a newcomer uses it, and as an unprivileged user.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(example("run"))
+        .args(args)
+        .output()
+        .expect("runner starts")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn exit_code_and_signal_pass_through() {
+    if !can_start_tasks() {
+        return;
+    }
+    let out = run(&["--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(text(&out.stderr).contains("err\n"));
+    let probe = format!("{}:/probe", example("probe").display());
+    let out = run(&["--volume", &probe, "--", "/probe", "segv"]);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGSEGV));
+}
+
+#[test]
+fn out_of_memory_is_said_and_exits_137() {
+    if !can_start_tasks() {
+        return;
+    }
+    let probe = format!("{}:/probe", example("probe").display());
+    let out = run(&[
+        "--memory", "48", "--volume", &probe, "--", "/probe", "alloc", "512",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("out of memory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn errors_print_their_chain_and_exit_2() {
+    let cases: [&[&str]; 6] = [
+        &[
+            "--fargate",
+            "--cpu",
+            "256",
+            "--memory",
+            "4096",
+            "--",
+            "true",
+        ],
+        &["--drop-cap", "SYS_ADMIN", "--", "true"],
+        &["--cpu", "lots", "--", "true"],
+        &["--volume", "nonsense", "--", "true"],
+        &["--bogus"],
+        &[],
+    ];
+    for args in cases {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).starts_with("error: "),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&[
+        "--fargate",
+        "--cpu",
+        "256",
+        "--memory",
+        "4096",
+        "--",
+        "true",
+    ]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("caused by: memory = 4096 MiB is not valid with cpu = 256"),
+        "{err}"
+    );
+    assert!(err.contains("512, 1024, 2048"), "{err}");
+    if can_start_tasks() {
+        let out = run(&["--", "/no/such/binary"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("step `exec`") && err.contains("ENOENT"),
+            "{err}"
+        );
+    }
+}
+
+/// A copy of the runner any user can execute (the build tree may sit under a
+/// directory only root can enter).
+fn runner_for_everyone(dir: &Path) -> PathBuf {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("run");
+    std::fs::copy(example("run"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+fn as_nobody(runner: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(runner)
+        .args(args)
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("setpriv runs")
+}
+
+#[test]
+fn unprivileged_caller_keeps_the_lockdown() {
+    if !can_start_tasks() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner_for_everyone(dir.path());
+
+    // Without a delegated cgroup the limits cannot be applied: a clear refusal.
+    let out = as_nobody(&runner, &["--", "/bin/true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not writable by uid 65534"), "{err}");
+    assert!(err.contains("delegate"), "{err}");
+
+    // Best effort: it runs, says what it skipped, and everything else holds.
+    let out = as_nobody(
+        &runner,
+        &[
+            "--best-effort",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /proc/self/status /proc/self/uid_map; ls /sys/class/net; unshare -U true 2>&1 || echo unshare refused",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("not applied: cpu"), "{stderr}");
+    assert!(stderr.contains("not applied: memory"), "{stderr}");
+    assert_eq!(status_field(&stdout, "CapBnd"), "00000000a80425fb");
+    assert_eq!(status_field(&stdout, "CapEff"), "00000000a80425fb");
+    assert_eq!(status_field(&stdout, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&stdout, "Seccomp"), "2");
+    let map_line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().count() == 3 && l.trim_start().starts_with('0'))
+        .expect("uid_map line");
+    assert_eq!(
+        map_line.split_whitespace().collect::<Vec<_>>(),
+        ["0", "65534", "1"]
+    );
+    assert!(stdout.lines().any(|l| l == "lo"), "{stdout}");
+    assert!(stdout.contains("unshare refused"), "{stdout}");
+}
