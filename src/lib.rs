@@ -3,5 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod capabilities;
+pub mod seccomp;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
