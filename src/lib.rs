@@ -6,3 +6,4 @@ pub mod capabilities;
 pub mod seccomp;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
+pub use seccomp::{CompiledSeccomp, SeccompError, SeccompPolicy, SeccompProfile};

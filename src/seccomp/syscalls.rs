@@ -26,7 +26,7 @@ mod other_arches;
 /// Whether the seccomp layer supports the architecture this crate was built for.
 ///
 /// Only x86_64 has a syscall table; on any other architecture compiling a profile fails
-/// with `SeccompError::UnsupportedArch`.
+/// with [`SeccompError::UnsupportedArch`](super::SeccompError::UnsupportedArch).
 pub const ARCH_SUPPORTED: bool = cfg!(target_arch = "x86_64");
 
 /// The number of the syscall `name` on the build target's architecture.
