@@ -1,5 +1,6 @@
-//! Tests of the whole layer: the model against the compiled programs, through the
-//! interpreter.
+//! Tests of the whole layer: the model against the compiled programs (through the
+//! interpreter), the default profile against Docker's JSON, and the programs installed
+//! in a real process.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -7,6 +8,9 @@ use super::bpf::{self, SeccompData, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386};
 use super::default::{CLONE_NAMESPACE_FLAGS, TIOCLINUX, TIOCSTI};
 use super::profile::{ENOSYS, EPERM};
 use super::*;
+
+mod docker;
+mod kernel;
 
 const NO_ARGS: [u64; 6] = [0; 6];
 
