@@ -761,6 +761,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")] // syscall numbers of x86_64
     fn most_restrictive_rule_wins_and_first_errno() {
         let caps = Capabilities::fargate_default();
         let getpid = 39;
