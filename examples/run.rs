@@ -190,9 +190,8 @@ fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     for volume in &args.volumes {
         container = container.volume(volume.clone());
     }
-    let mut builder = TaskSandbox::builder()
-        .size(size(&args)?)
-        .container(container);
+    let size = size(&args).map_err(ConfigError::from)?;
+    let mut builder = TaskSandbox::builder().size(size).container(container);
     if let Some(pids) = args.pids {
         builder = builder.pids_limit(pids);
     }

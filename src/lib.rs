@@ -18,5 +18,6 @@ pub use container::{Container, Stdio, User, Volume};
 pub use error::{ConfigError, Error, LaunchError, Step};
 pub use namespaces::{IdMap, UserNamespace};
 pub use process::{ExitStatus, Output, RunningTask};
+pub use seccomp::{CompiledSeccomp, SeccompError, SeccompPolicy, SeccompProfile};
 pub use size::{SizeError, TaskSize};
 pub use task::{Enforcement, EnforcementReport, TaskSandbox, TaskSandboxBuilder};
