@@ -340,22 +340,27 @@ pub(crate) fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong) -> SysResult {
     check(unsafe { libc::prctl(option, arg2, arg3, 0 as c_ulong, 0 as c_ulong) })
 }
 
-/// `setgroups(2)`.
+// The id-changing calls below go straight to the kernel: glibc's wrappers broadcast
+// the change to every thread it knows of and wait for them, and in a child cloned from
+// a multi-threaded process those threads do not exist, so the wait never ends. The raw
+// syscalls change the calling thread, which in the child is the whole process.
+
+/// `setgroups(2)` for the calling thread.
 pub(crate) fn setgroups(groups: &[libc::gid_t]) -> SysResult {
     // SAFETY: groups is a valid slice of the given length.
-    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
+    check_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
 }
 
-/// `setresgid(2)` with all three ids equal.
+/// `setresgid(2)` for the calling thread, with all three ids equal.
 pub(crate) fn setresgid(gid: libc::gid_t) -> SysResult {
     // SAFETY: integer arguments only.
-    check(unsafe { libc::setresgid(gid, gid, gid) })
+    check_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
 }
 
-/// `setresuid(2)` with all three ids equal.
+/// `setresuid(2)` for the calling thread, with all three ids equal.
 pub(crate) fn setresuid(uid: libc::uid_t) -> SysResult {
     // SAFETY: integer arguments only.
-    check(unsafe { libc::setresuid(uid, uid, uid) })
+    check_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
 /// `capset(2)` for the calling thread: effective, permitted, inheritable as 64-bit masks.
