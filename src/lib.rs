@@ -3,5 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod capabilities;
+pub mod cgroup;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
+pub use cgroup::{CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit};
