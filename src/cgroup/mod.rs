@@ -45,6 +45,8 @@ mod disabled;
 #[cfg(not(feature = "cgroups"))]
 use disabled as backend;
 
+#[cfg(all(test, feature = "cgroups"))]
+mod tests;
 
 /// Which cgroup layout the host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
