@@ -1004,3 +1004,137 @@ fn v2_real_core_files_on_the_hybrid_unified_mount() {
     }
     assert!(parent.leftovers().is_empty(), "{:?}", parent.leftovers());
 }
+
+// ---- timing (not an assertion) ---------------------------------------------------
+
+/// Prints what create + add + destroy cost, with cgroups-rs controllers as used here,
+/// with plain file operations doing the same, and with cgroups-rs's own `Cgroup`.
+/// The variants run interleaved, in rounds; the median round is printed.
+/// Run: `cargo test --release --lib -- --ignored --nocapture timing`.
+#[test]
+#[ignore = "prints timings; run by hand"]
+fn timing_create_add_destroy() {
+    use cgroups_rs::fs::{hierarchies, Cgroup, MaxValue, Resources};
+
+    let Some(mounts) = host_v1() else { return };
+    const ROUNDS: usize = 7;
+    const N: u32 = 200;
+    let parent = TestParent::new("v1-timing", v1_roots(&mounts));
+    let no_cpu = CgroupLimits {
+        cpu_units: None,
+        ..ALL
+    };
+    let mut resources = Resources::default();
+    resources.cpu.shares = Some(512);
+    resources.cpu.period = Some(100_000);
+    resources.cpu.quota = Some(50_000);
+    resources.memory.memory_hard_limit = Some(64 << 20);
+    resources.memory.memory_swap_limit = Some(64 << 20);
+    resources.pid.maximum_number_of_processes = Some(MaxValue::Value(64));
+
+    let task_cgroup = |tag: &str, limits: &CgroupLimits| {
+        for i in 0..N {
+            let (cg, _) =
+                TaskCgroup::create(&parent.rel, &format!("{tag}{i}"), limits, false).expect("c");
+            cg.destroy().expect("d");
+        }
+    };
+    let plain = |tag: &str| {
+        for i in 0..N {
+            let rel = parent.rel.join(format!("{tag}{i}"));
+            let dirs: Vec<PathBuf> = v1_roots(&mounts).iter().map(|r| r.join(&rel)).collect();
+            for dir in &dirs {
+                fs::create_dir(dir).expect("mkdir");
+            }
+            let cpu = mounts.cpu.as_ref().expect("cpu").join(&rel);
+            let memory = mounts.memory.as_ref().expect("memory").join(&rel);
+            let pids = mounts.pids.as_ref().expect("pids").join(&rel);
+            for (file, value) in [
+                (cpu.join("cpu.cfs_period_us"), "100000"),
+                (cpu.join("cpu.cfs_quota_us"), "50000"),
+                (cpu.join("cpu.shares"), "512"),
+                (memory.join("memory.limit_in_bytes"), "67108864"),
+                (memory.join("memory.memsw.limit_in_bytes"), "67108864"),
+                (pids.join("pids.max"), "64"),
+            ] {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&file)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()))
+                    .expect("write");
+            }
+            for dir in &dirs {
+                let _ = fs::read_to_string(dir.join("cgroup.procs"));
+            }
+            for dir in &dirs {
+                fs::remove_dir(dir).expect("rmdir");
+            }
+        }
+    };
+    // cgroups-rs's Cgroup, as its README suggests using it (re-reads the mount table).
+    let whole = |tag: &str| {
+        for i in 0..N {
+            let rel = parent.rel.join(format!("{tag}{i}"));
+            let cg = Cgroup::new_with_specified_controllers(
+                hierarchies::auto(),
+                rel.to_string_lossy().into_owned(),
+                Some(
+                    ["cpu", "cpuacct", "memory", "pids"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            )
+            .expect("cgroups-rs create");
+            cg.apply(&resources).expect("cgroups-rs apply");
+            cg.delete().expect("cgroups-rs delete");
+        }
+    };
+
+    let mut rounds: [Vec<Duration>; 4] = Default::default();
+    let mut split: [Vec<Duration>; 3] = Default::default();
+    for round in 0..ROUNDS {
+        let time = |f: &dyn Fn()| {
+            let start = Instant::now();
+            f();
+            start.elapsed() / N
+        };
+        rounds[0].push(time(&|| task_cgroup(&format!("a{round}-"), &ALL)));
+        rounds[1].push(time(&|| plain(&format!("b{round}-"))));
+        rounds[2].push(time(&|| task_cgroup(&format!("c{round}-"), &no_cpu)));
+        rounds[3].push(time(&|| whole(&format!("d{round}-"))));
+        // With a process inside at the end: (create, add, destroy) of each task; the
+        // first migration after a pause can wait for an RCU grace period, so this
+        // takes the median task rather than the mean.
+        for i in 0..N / 10 {
+            let child = sleeper();
+            let t0 = Instant::now();
+            let (cg, _) =
+                TaskCgroup::create(&parent.rel, &format!("e{round}-{i}"), &ALL, false).expect("c");
+            let t1 = Instant::now();
+            cg.add_process(pid_of(&child)).expect("a");
+            let t2 = Instant::now();
+            cg.destroy().expect("d");
+            let t3 = Instant::now();
+            for (all, sample) in split.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
+                all.push(sample);
+            }
+            assert_killed(child);
+        }
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    let [ours, direct, three, cgroup] = rounds.map(median);
+    let [create, add, destroy] = split.map(median);
+    eprintln!(
+        "per task, cgroup v1, median of {ROUNDS} rounds of {N}:\n  \
+         TaskCgroup create+destroy, 4 dirs, all limits   {ours:?}\n  \
+         plain file ops, same work                       {direct:?}\n  \
+         TaskCgroup create+destroy, no CPU limit, 3 dirs {three:?}\n  \
+         cgroups-rs Cgroup::new+apply+delete             {cgroup:?}\n  \
+         with a process: create {create:?} + add {add:?} + destroy {destroy:?} \
+         (kill and exit of the process included)"
+    );
+    assert!(parent.leftovers().is_empty(), "{:?}", parent.leftovers());
+}
