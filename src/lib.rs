@@ -14,6 +14,7 @@ mod sys;
 pub mod task;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
+pub use cgroup::{CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit};
 pub use container::{Container, Stdio, User, Volume};
 pub use error::{ConfigError, Error, LaunchError, Step};
 pub use namespaces::{IdMap, UserNamespace};
