@@ -348,7 +348,8 @@ pub(crate) fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong) -> SysResult {
 /// `setgroups(2)` for the calling thread.
 pub(crate) fn setgroups(groups: &[libc::gid_t]) -> SysResult {
     // SAFETY: groups is a valid slice of the given length.
-    check_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+    check_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })
+        .map(drop)
 }
 
 /// `setresgid(2)` for the calling thread, with all three ids equal.

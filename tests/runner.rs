@@ -157,8 +157,8 @@ fn unprivileged_caller_keeps_the_lockdown() {
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("not applied: cpu"), "{stderr}");
-    assert!(stderr.contains("not applied: memory"), "{stderr}");
+    assert!(stderr.contains("not applied: CPU limit"), "{stderr}");
+    assert!(stderr.contains("not applied: memory limit"), "{stderr}");
     assert_eq!(status_field(&stdout, "CapBnd"), "00000000a80425fb");
     assert_eq!(status_field(&stdout, "CapEff"), "00000000a80425fb");
     assert_eq!(status_field(&stdout, "NoNewPrivs"), "1");

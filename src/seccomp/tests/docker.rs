@@ -70,7 +70,7 @@ impl DockerProfile {
         }
         if let Some(min) = includes["minKernel"].as_str() {
             let min = KernelVersion::parse(min).unwrap_or_else(|| panic!("minKernel {min}"));
-            if KernelVersion::running().map_or(true, |k| k < min) {
+            if KernelVersion::running().is_none_or(|k| k < min) {
                 return false;
             }
         }
@@ -135,7 +135,7 @@ impl DockerProfile {
     fn allows_unconditionally(&self, caps: &BTreeSet<String>, name: &str) -> bool {
         self.rules.iter().any(|rule| {
             rule["action"] == "SCMP_ACT_ALLOW"
-                && rule["args"].as_array().map_or(true, Vec::is_empty)
+                && rule["args"].as_array().is_none_or(Vec::is_empty)
                 && strings(&rule["names"]).contains(&name)
                 && Self::applies(rule, caps)
         })
