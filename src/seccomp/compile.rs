@@ -2,11 +2,12 @@
 //!
 //! A profile becomes (at most) two programs, installed in this order:
 //!
-//! 1. **The allowlist** (built with `seccompiler`): every syscall named by a rule that
-//!    applies to the container, with the rule's argument conditions, returns ALLOW;
-//!    everything else gets the profile's default action. A call from another
-//!    architecture kills the process (seccompiler's arch check). Left out when the
-//!    default action is ALLOW, since it could only say ALLOW.
+//! 1. **The allowlist**: every syscall named by a rule that applies to the container,
+//!    with the rule's argument conditions, returns ALLOW; everything else gets the
+//!    profile's default action. A binary search over the syscall number finds the
+//!    syscall; `seccompiler` compiles the argument conditions. A call from another
+//!    architecture kills the process. Left out when the default action is ALLOW, since
+//!    it could only say ALLOW.
 //! 2. **The guard** (hand-written here): kills calls from another architecture; refuses
 //!    x32-ABI numbers with `EPERM`; answers numbers outside the syscall table with
 //!    `ENOSYS`; then returns the action of the first matching non-ALLOW rule, rules
@@ -145,6 +146,14 @@ fn resolve(syscall: &SyscallId, rule: usize) -> Result<Option<u32>, SeccompError
 }
 
 /// The allowlist program: calls matching any rule return ALLOW, others the default.
+///
+/// seccompiler compiles the argument conditions of each syscall that has some. The
+/// program around them is a binary search over the syscall number: a number allowed
+/// whatever its arguments returns ALLOW at its leaf, a number with conditions enters
+/// its seccompiler block, any other number gets the default action. A linear
+/// chain of ~370 syscalls would cost the kernel about a millisecond at every install
+/// (it emulates the filter for each syscall number to build its action cache) and
+/// hundreds of comparisons per unlisted call; the search costs a dozen.
 fn allowlist(
     rules: &[ResolvedRule<'_>],
     default: Action,
@@ -168,10 +177,25 @@ fn allowlist(
         program: ProgramKind::Allowlist,
         source,
     };
-    let mut map = BTreeMap::new();
-    for (nr, chain) in chains {
+    let too_large = |e| match e {
+        seccompiler::BackendError::FilterTooLarge(len) => SeccompError::ProgramTooLong {
+            program: ProgramKind::Allowlist,
+            len,
+        },
+        other => backend(other),
+    };
+
+    // Each syscall with conditions becomes its own small seccompiler program, entered
+    // only with that number loaded: its comparison of the number always holds, its
+    // rules end in ALLOW or the default, and its jumps stay inside it. Only its
+    // prologue (the arch check and the load of the number, done once by this program)
+    // is dropped.
+    let mut asm = Assembler::default();
+    let mut blocks = BTreeMap::new();
+    for (nr, chain) in &chains {
+        let Some(patterns) = chain else { continue };
         let mut seccompiler_rules = Vec::new();
-        for pattern in chain.unwrap_or_default() {
+        for pattern in patterns {
             let conditions = pattern
                 .iter()
                 .map(condition_to_seccompiler)
@@ -179,22 +203,98 @@ fn allowlist(
                 .map_err(backend)?;
             seccompiler_rules.push(SeccompRule::new(conditions).map_err(backend)?);
         }
-        map.insert(i64::from(nr), seccompiler_rules);
+        let filter = SeccompFilter::new(
+            BTreeMap::from([(i64::from(*nr), seccompiler_rules)]),
+            action_to_seccompiler(default),
+            action_to_seccompiler(Action::Allow),
+            arch,
+        )
+        .map_err(backend)?;
+        let program = BpfProgram::try_from(filter).map_err(too_large)?;
+        let body = program
+            .get(SECCOMPILER_PROLOGUE..)
+            .filter(|_| is_seccompiler_prologue(&program))
+            .ok_or_else(|| SeccompError::InvalidProgram {
+                program: ProgramKind::Allowlist,
+                source: bpf::BpfError::BadInstruction {
+                    pc: 0,
+                    code: program.first().map_or(0, |i| i.code),
+                    k: program.first().map_or(0, |i| i.k),
+                },
+            })?;
+        let mut first = None;
+        for insn in body.iter().rev() {
+            first = Some(asm.push(insn.clone()));
+        }
+        if let Some(label) = first {
+            blocks.insert(*nr, label);
+        }
+        if asm.len() >= bpf::MAX_INSNS {
+            return Err(SeccompError::ProgramTooLong {
+                program: ProgramKind::Allowlist,
+                len: asm.len(),
+            });
+        }
     }
-    let filter = SeccompFilter::new(
-        map,
-        action_to_seccompiler(default),
-        action_to_seccompiler(Action::Allow),
-        arch,
-    )
-    .map_err(backend)?;
-    BpfProgram::try_from(filter).map_err(|e| match e {
-        seccompiler::BackendError::FilterTooLarge(len) => SeccompError::ProgramTooLong {
+    let refuse = asm.ret(default);
+    let allow = asm.ret(Action::Allow);
+
+    let listed: Vec<(u32, Label)> = chains
+        .keys()
+        .map(|nr| (*nr, blocks.get(nr).copied().unwrap_or(allow)))
+        .collect();
+    // (Each statement below falls through to the instruction emitted before it.)
+    let entry = dispatch(&mut asm, &listed, refuse);
+    if entry.0 != asm.len() {
+        // Nothing listed: the search is empty and the entry is the default return.
+        let distance = u32::try_from(asm.distance(entry)).unwrap_or(u32::MAX);
+        asm.stmt(op::JA, distance);
+    }
+    let load_nr = asm.stmt(op::LD_ABS, OFFSET_NR);
+    let kill = asm.ret(Action::KillProcess);
+    asm.jump(op::JEQ_K, NATIVE_AUDIT_ARCH, load_nr, kill);
+    asm.stmt(op::LD_ABS, OFFSET_ARCH);
+
+    let program = asm.finish();
+    if program.len() >= bpf::MAX_INSNS {
+        return Err(SeccompError::ProgramTooLong {
             program: ProgramKind::Allowlist,
-            len,
-        },
-        other => backend(other),
-    })
+            len: program.len(),
+        });
+    }
+    Ok(program)
+}
+
+/// Instructions seccompiler puts before the first syscall comparison: load the arch,
+/// compare it, kill on mismatch, load the number.
+const SECCOMPILER_PROLOGUE: usize = 4;
+
+fn is_seccompiler_prologue(program: &[sock_filter]) -> bool {
+    matches!(
+        program,
+        [a, b, c, d, ..]
+            if a.code == op::LD_ABS && a.k == OFFSET_ARCH
+                && b.code == op::JEQ_K && b.k == NATIVE_AUDIT_ARCH
+                && c.code == op::RET_K
+                && d.code == op::LD_ABS && d.k == OFFSET_NR
+    )
+}
+
+/// A binary search over `listed` (sorted by number), with the number in the
+/// accumulator: each listed number continues at its label, anything else at `miss`.
+fn dispatch(asm: &mut Assembler, listed: &[(u32, Label)], miss: Label) -> Label {
+    if listed.len() <= 3 {
+        let mut next = miss;
+        for &(nr, target) in listed.iter().rev() {
+            next = asm.jump(op::JEQ_K, nr, target, next);
+        }
+        return next;
+    }
+    let (low, high) = listed.split_at(listed.len() / 2);
+    let pivot = high[0].0;
+    let high_label = dispatch(asm, high, miss);
+    let low_label = dispatch(asm, low, miss);
+    asm.jump(op::JGE_K, pivot, high_label, low_label)
 }
 
 fn action_to_seccompiler(action: Action) -> seccompiler::SeccompAction {
@@ -315,6 +415,10 @@ struct Assembler {
 }
 
 impl Assembler {
+    fn len(&self) -> usize {
+        self.reversed.len()
+    }
+
     fn push(&mut self, insn: sock_filter) -> Label {
         self.reversed.push(insn);
         Label(self.reversed.len())
