@@ -223,6 +223,8 @@ pub enum ConfigError {
 pub enum Step {
     /// Waiting for the launcher to write the id maps and join the cgroup.
     WaitForLauncher,
+    /// Joining the task cgroup.
+    JoinCgroup,
     /// Leaving the launcher's session (`setsid`).
     NewSession,
     /// Entering a new cgroup namespace.
@@ -258,8 +260,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub(crate) const ALL: [Step; 17] = [
+    pub(crate) const ALL: [Step; 18] = [
         Step::WaitForLauncher,
+        Step::JoinCgroup,
         Step::NewSession,
         Step::CgroupNamespace,
         Step::Mount,
@@ -293,6 +296,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
             Step::WaitForLauncher => "wait for the launcher",
+            Step::JoinCgroup => "join the task cgroup",
             Step::NewSession => "new session",
             Step::CgroupNamespace => "cgroup namespace",
             Step::Mount => "mount",

@@ -15,6 +15,10 @@ impl Active {
         match *self {}
     }
 
+    pub(super) fn join(&self) -> Result<super::Join, CgroupError> {
+        match *self {}
+    }
+
     pub(super) fn oom_kills(&self) -> u64 {
         match *self {}
     }

@@ -27,6 +27,7 @@
 use std::fmt;
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -226,6 +227,26 @@ impl Active {
         Ok(())
     }
 
+    pub(super) fn join(&self) -> Result<super::Join, CgroupError> {
+        if self.version == CgroupVersion::V2 {
+            return Ok(super::Join::ByPid);
+        }
+        let mut files = Vec::with_capacity(self.members.len());
+        for member in &self.members {
+            let path = member.dir.join("tasks");
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| CgroupError::Write {
+                    path,
+                    value: "0".to_string(),
+                    source,
+                })?;
+            files.push(OwnedFd::from(file));
+        }
+        Ok(super::Join::SelfAttach(files))
+    }
+
     pub(super) fn oom_kills(&self) -> u64 {
         let Some(dir) = &self.memory else {
             return 0;
@@ -277,7 +298,14 @@ impl Active {
         Ok(stats)
     }
 
-    pub(super) fn destroy(self) -> Result<(), CgroupError> {
+    pub(super) fn destroy(mut self) -> Result<(), CgroupError> {
+        // The usual case: the task's processes are gone (its pid 1 was reaped, which
+        // takes its whole pid namespace along), so the directories come out at once.
+        self.members
+            .retain(|member| fs::remove_dir(&member.dir).is_err());
+        if self.members.is_empty() {
+            return Ok(());
+        }
         if self.version == CgroupVersion::V2 {
             // cgroup.kill (Linux 5.14+) kills the whole subtree at once, with no pid to
             // race against; the loop below then only waits for the exits.

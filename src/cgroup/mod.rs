@@ -298,6 +298,18 @@ pub enum CgroupError {
     },
 }
 
+/// How the task's first process joins its cgroup, before it execs.
+#[derive(Debug)]
+pub(crate) enum Join {
+    /// The child writes `0` to each of these files (cgroup v1 `tasks` files, opened by
+    /// the launcher, whose credentials the kernel checks). A thread moving itself skips
+    /// the global lock a move by pid takes, whose first taking waits for an RCU grace
+    /// period: milliseconds per start on v1.
+    SelfAttach(Vec<std::os::fd::OwnedFd>),
+    /// The launcher moves the child by pid ([`TaskCgroup::add_process`]).
+    ByPid,
+}
+
 /// The cgroup of one task: created with its limits, joined by the task's processes,
 /// removed (with every process left in it killed) by [`TaskCgroup::destroy`] or on drop.
 ///
@@ -331,6 +343,14 @@ impl TaskCgroup {
     ) -> Result<(TaskCgroup, Vec<Limit>), CgroupError> {
         let (active, skipped) = backend::create(parent, name, limits, best_effort)?;
         Ok((TaskCgroup { active }, skipped))
+    }
+
+    /// How the task's first process is to join the cgroup.
+    pub(crate) fn join(&self) -> Result<Join, CgroupError> {
+        match &self.active {
+            Some(active) => active.join(),
+            None => Ok(Join::SelfAttach(Vec::new())),
+        }
     }
 
     /// Moves process `pid` (all its threads) into the cgroup, in every hierarchy.

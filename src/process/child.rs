@@ -16,12 +16,14 @@ use crate::error::Step;
 use crate::sys;
 
 /// Descriptors the child uses, all opened by the parent before the fork.
-pub(crate) struct ChildFds {
+pub(crate) struct ChildFds<'a> {
     /// Read end of the pipe the parent writes one byte to once the id maps and the
     /// cgroup are in place.
     pub sync_read: RawFd,
     /// Write end of the close-on-exec pipe failures are reported on.
     pub error_write: RawFd,
+    /// Cgroup files to write `0` to, moving this process into the task cgroup.
+    pub cgroup_join: &'a [RawFd],
     /// What becomes stdin, stdout and stderr (`-1`: keep the inherited one).
     pub stdio: [RawFd; 3],
     /// The nofile limit to set.
@@ -116,13 +118,19 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     sys::setresgid(0).at(Step::User)?;
     sys::setresuid(0).at(Step::User)?;
 
-    // 3. A new session: no controlling terminal to push input into (TIOCSTI).
+    // 3. Into the task cgroup, before anything of the workload's runs. This thread
+    //    moves itself, through files the launcher opened.
+    for &fd in fds.cgroup_join {
+        sys::write_all(fd, b"0").at(Step::JoinCgroup)?;
+    }
+
+    // 4. A new session: no controlling terminal to push input into (TIOCSTI).
     sys::setsid().at(Step::NewSession)?;
 
-    // 4. A cgroup namespace rooted at the task cgroup, now that we are in it.
+    // 5. A cgroup namespace rooted at the task cgroup, now that we are in it.
     sys::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
 
-    // 5. The root filesystem, pivot_root, masked and read-only paths. Modes in the
+    // 6. The root filesystem, pivot_root, masked and read-only paths. Modes in the
     //    plan are exact, so no umask while building it.
     sys::umask(0);
     for (index, op) in plan.mounts.iter().enumerate() {
@@ -134,14 +142,14 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     }
     sys::umask(0o022);
 
-    // 6. Hostname and loopback in the task's own UTS and network namespaces.
+    // 7. Hostname and loopback in the task's own UTS and network namespaces.
     sys::sethostname(&plan.hostname).at(Step::Hostname)?;
     sys::loopback_up().at(Step::Loopback)?;
 
-    // 7. Resource limits the kernel keeps per process.
+    // 8. Resource limits the kernel keeps per process.
     sys::setrlimit(libc::RLIMIT_NOFILE, fds.nofile).at(Step::Rlimits)?;
 
-    // 8. Standard streams, then every other inherited descriptor closed at exec (the
+    // 9. Standard streams, then every other inherited descriptor closed at exec (the
     //    error pipe is close-on-exec already and stays usable until then).
     for (target, &fd) in fds.stdio.iter().enumerate() {
         if fd >= 0 {
@@ -150,10 +158,10 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     }
     close_other_fds(fds.nofile).at(Step::CloseFds)?;
 
-    // 9. The working directory, inside the new root.
+    // 10. The working directory, inside the new root.
     sys::chdir(&plan.working_dir).at(Step::WorkingDir)?;
 
-    // 10. Capabilities: the bounding set first (needs CAP_SETPCAP), then the user
+    // 11. Capabilities: the bounding set first (needs CAP_SETPCAP), then the user
     //    switch (needs CAP_SETUID/SETGID; a non-root uid loses permitted and effective
     //    here), then the exact sets, then nothing ambient.
     for &cap in &plan.bounding_drop {
@@ -180,15 +188,15 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     )
     .at(Step::Capabilities)?;
 
-    // 11. No privilege can be gained through exec from here on.
+    // 12. No privilege can be gained through exec from here on.
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).at(Step::NoNewPrivs)?;
 
-    // 12. Seccomp last: every syscall above would be refused by the profile.
+    // 13. Seccomp last: every syscall above would be refused by the profile.
     for program in plan.seccomp.programs() {
         sys::seccomp_set_filter(program).at(Step::Seccomp)?;
     }
 
-    // 13. Exec, trying each resolved path as execvp does.
+    // 14. Exec, trying each resolved path as execvp does.
     let mut errno = Errno::ENOENT;
     for path in &plan.exec_candidates {
         match sys::execve(path, exec.argv, exec.envp) {

@@ -16,7 +16,7 @@ use nix::fcntl::OFlag;
 pub use supervise::{ExitStatus, Output, RunningTask};
 
 use self::child::{ChildFds, ExecArgs, Failure};
-use crate::cgroup::TaskCgroup;
+use crate::cgroup::{Join, TaskCgroup};
 use crate::container::Stdio;
 use crate::error::{Error, LaunchError, Step};
 use crate::namespaces::{ResolvedIds, TASK_CLONE_FLAGS};
@@ -148,6 +148,11 @@ pub(crate) fn spawn(inner: &Inner, stdio: [Stdio; 3]) -> Result<RunningTask, Err
     let (error_read, error_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::host("create the error pipe", e))?;
     let (child_stdio, stdio_fds, parent_stdio) = open_stdio(stdio)?;
+    let join = cgroup.join()?;
+    let join_fds: Vec<RawFd> = match &join {
+        Join::SelfAttach(files) => files.iter().map(AsRawFd::as_raw_fd).collect(),
+        Join::ByPid => Vec::new(),
+    };
 
     // 3. Everything the child touches, as plain pointers and integers.
     let argv: Vec<*const libc::c_char> = plan
@@ -165,6 +170,7 @@ pub(crate) fn spawn(inner: &Inner, stdio: [Stdio; 3]) -> Result<RunningTask, Err
     let fds = ChildFds {
         sync_read: sync_read.as_raw_fd(),
         error_write: error_write.as_raw_fd(),
+        cgroup_join: &join_fds,
         stdio: stdio_fds,
         nofile: inner.nofile,
     };
@@ -186,11 +192,15 @@ pub(crate) fn spawn(inner: &Inner, stdio: [Stdio; 3]) -> Result<RunningTask, Err
         Err(errno) => return Err(Error::host("clone the task's first process", errno)),
     };
     let mut pending = Pending { pidfd: Some(pidfd) };
-    drop((sync_read, error_write, child_stdio));
+    let by_pid = matches!(join, Join::ByPid);
+    drop((sync_read, error_write, child_stdio, join));
 
-    // 5. Id maps and cgroup, then release the child.
+    // 5. Id maps (and, where the child cannot join the cgroup itself, the cgroup),
+    //    then release the child.
     write_id_maps(pid, &inner.ids)?;
-    cgroup.add_process(pid)?;
+    if by_pid {
+        cgroup.add_process(pid)?;
+    }
     sys::write_all(sync_write.as_raw_fd(), &[1])
         .map_err(|e| Error::host("release the child", e))?;
     drop(sync_write);
