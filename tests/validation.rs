@@ -251,3 +251,29 @@ fn capabilities_outside_the_allowlist_cannot_be_named() {
         Err(CapabilityError::Unknown { .. })
     ));
 }
+
+#[test]
+fn a_custom_seccomp_profile_that_cannot_compile_is_refused() {
+    use std::sync::Arc;
+    use tasksandbox::seccomp::{Action, SyscallRule};
+    use tasksandbox::{SeccompPolicy, SeccompProfile};
+    let profile = SeccompProfile::new(Action::Errno(1))
+        .with_rule(SyscallRule::new(["read", "no_such_syscall"], Action::Allow));
+    let err = refuse(
+        TaskSandbox::builder().container(app().seccomp(SeccompPolicy::Profile(Arc::new(profile)))),
+    );
+    assert!(
+        matches!(&err, ConfigError::Seccomp { container, .. } if container == "app"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no_such_syscall"), "{err}");
+}
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<TaskSandbox>();
+    send::<tasksandbox::RunningTask>();
+    send_sync::<tasksandbox::Error>();
+}
