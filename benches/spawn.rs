@@ -139,7 +139,7 @@ fn main() {
             samples: Vec::new(),
         },
     ];
-    let reference = reference_variants(bundle.path(), cg);
+    let reference = reference_variants(bundle.path());
     variants.extend(reference);
     for variant in &mut variants {
         for _ in 0..20 {
@@ -231,7 +231,7 @@ fn oci_bundle(dir: &Path, runtime: &Path) -> Option<()> {
     std::fs::write(dir.join("config.json"), spec.to_string()).ok()
 }
 
-fn reference_variants<'a>(dir: &'a Path, cg: &str) -> Vec<Variant<'a>> {
+fn reference_variants(dir: &Path) -> Vec<Variant<'_>> {
     let mut out = Vec::new();
     if let Some(bwrap) = installed("bwrap") {
         out.push(Variant {
@@ -266,18 +266,7 @@ fn reference_variants<'a>(dir: &'a Path, cg: &str) -> Vec<Variant<'a>> {
         });
     }
     let mut counter = 0u64;
-    for (runtime, name, extra) in [
-        ("runc", "runc run", None),
-        (
-            "crun",
-            if cg == "v1" {
-                "crun run (cgroups disabled: v1 hybrid)"
-            } else {
-                "crun run"
-            },
-            (cg == "v1").then_some("--cgroup-manager=disabled"),
-        ),
-    ] {
+    for (runtime, name) in [("runc", "runc run"), ("crun", "crun run")] {
         let Some(path) = installed(runtime) else {
             continue;
         };
