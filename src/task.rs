@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::capabilities::Capabilities;
 use crate::cgroup::{CgroupLimits, Limit};
@@ -108,10 +108,19 @@ pub(crate) struct Inner {
 static TASK_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Inner {
-    /// A cgroup name unique on this host: pid of the launcher and a counter.
+    /// A cgroup name unique on this host: the launcher's pid, a random number drawn
+    /// once per process (a crashed launcher whose pid comes back must not collide
+    /// with what it left), and a counter.
     pub(crate) fn next_cgroup_name(&self) -> String {
+        static NONCE: OnceLock<u32> = OnceLock::new();
+        let nonce = NONCE.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish() as u32
+        });
         let n = TASK_COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", std::process::id())
+        format!("{}-{nonce:08x}-{n}", std::process::id())
     }
 
     pub(crate) fn report(
