@@ -413,3 +413,35 @@ fn custom_rootfs_and_read_only_root() {
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("dev-writable"), "{out}");
 }
+
+#[test]
+fn nofile_limit_is_set() {
+    if !can_start_tasks() {
+        return;
+    }
+    let sandbox = TaskSandbox::builder()
+        .nofile(4096)
+        .container(Container::new("n").command(["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn"]))
+        .build()
+        .unwrap();
+    let out = sandbox.output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "4096\n4096\n");
+    // The default is Fargate's 65535, or the launcher's hard limit where it cannot be
+    // raised, which the report then says.
+    let default = TaskSandbox::builder()
+        .container(
+            Container::new("n")
+                .command(["/bin/sh", "-c", "ulimit -n"])
+                .stdout(tasksandbox::Stdio::Piped),
+        )
+        .build()
+        .unwrap();
+    let task = default.start().unwrap();
+    let report = task.report().clone();
+    assert!(report.nofile == 65_535 || report.not_applied.iter().any(|n| n.contains("nofile")));
+    let out = task.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        report.nofile.to_string()
+    );
+}
