@@ -307,6 +307,7 @@ pub(crate) enum Join {
     /// period: milliseconds per start on v1.
     SelfAttach(Vec<std::os::fd::OwnedFd>),
     /// The launcher moves the child by pid ([`TaskCgroup::add_process`]).
+    #[cfg_attr(not(feature = "cgroups"), allow(dead_code))]
     ByPid,
 }
 
