@@ -230,7 +230,13 @@ fn only_stdio_descriptors_survive() {
     if !can_start_tasks() {
         return;
     }
+    // A descriptor the launcher holds without close-on-exec must not reach the task.
+    // SAFETY: opening a path with constant arguments; the fd is closed below.
+    let leaked = unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
+    assert!(leaked > 2);
     let out = output(TaskSandbox::builder().container(probe(&["fds"])));
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(leaked) };
     let fds: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
