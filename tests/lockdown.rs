@@ -232,7 +232,7 @@ fn only_stdio_descriptors_survive() {
     }
     // A descriptor the launcher holds without close-on-exec must not reach the task.
     // SAFETY: opening a path with constant arguments; the fd is closed below.
-    let leaked = unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
+    let leaked = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
     assert!(leaked > 2);
     let out = output(TaskSandbox::builder().container(probe(&["fds"])));
     // SAFETY: closing the descriptor opened above.
