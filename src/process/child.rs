@@ -101,8 +101,9 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     // The namespaces (user, pid, mount, net, uts, ipc) were created by clone itself.
     sys::reset_signals();
 
-    // 1. Wait until the parent has written the uid/gid maps and put this process in
-    //    the task cgroup. EOF means the parent gave up: leave quietly.
+    // 1. Wait until the parent has written the uid/gid maps (and, where this process
+    //    cannot join the cgroup itself, moved it there). EOF means the parent gave
+    //    up: leave quietly.
     let mut go = [0u8; 1];
     match sys::read_full(fds.sync_read, &mut go).at(Step::WaitForLauncher)? {
         1 => {}
