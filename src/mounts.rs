@@ -607,6 +607,11 @@ fn check_rootfs(container: &str, rootfs: &Path) -> Result<(), ConfigError> {
     if !rootfs.is_absolute() {
         return Err(err("must be an absolute path".into()));
     }
+    if fs::canonicalize(rootfs).is_ok_and(|p| p == Path::new("/")) {
+        return Err(err(
+            "is the host's root; a task never gets the host's filesystem".into(),
+        ));
+    }
     match fs::metadata(rootfs) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(err("is not a directory".into())),

@@ -195,6 +195,8 @@ fn rootfs() {
     assert!(matches!(err, ConfigError::Rootfs { .. }), "{err}");
     let err = refuse(TaskSandbox::builder().container(app().rootfs("relative/root")));
     assert!(err.to_string().contains("absolute"), "{err}");
+    let err = refuse(TaskSandbox::builder().container(app().rootfs("/usr/..")));
+    assert!(err.to_string().contains("host's root"), "{err}");
 }
 
 #[test]
