@@ -1,7 +1,7 @@
 //! The root filesystem plan: every mount, directory, symlink and file the child makes,
 //! computed before the fork.
 //!
-//! The plan is a flat list of [`MountOp`]s the child executes in order: build the new
+//! The plan is a flat list of `MountOp`s the child executes in order: build the new
 //! root (a bind of the container's rootfs onto itself, or a private tmpfs holding
 //! read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*` and a generated
 //! `/etc`), bind the volumes, mount a minimal `/dev`, `/proc` and a read-only `/sys`,
