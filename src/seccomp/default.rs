@@ -20,8 +20,34 @@
 use caps::Capability as Cap;
 
 use super::profile::{
-    Action, Arch, ArgCondition, ArgOp, KernelVersion, SeccompProfile, SyscallRule, ENOSYS, EPERM,
+    Action, Arch, ArgCondition, ArgOp, ArgWidth, KernelVersion, SeccompProfile, SyscallRule,
+    ENOSYS, EPERM,
 };
+
+/// The `int`-typed arguments profile conditions compare as 32 bits
+/// ([`ArgWidth::Dword`]), as `(syscall, argument index)`: the kernel reads only their
+/// low 32 bits. Every other argument is compared as 64 bits. The built-in profile and
+/// the JSON import both take widths from here, so that they compare alike.
+pub(crate) const DWORD_ARGS: &[(&str, u8)] = &[("socket", 0), ("personality", 0), ("ioctl", 1)];
+
+/// The width conditions on argument `index` of `syscall` compare (see [`DWORD_ARGS`]).
+pub(crate) fn arg_width(syscall: &str, index: u8) -> ArgWidth {
+    if DWORD_ARGS.contains(&(syscall, index)) {
+        ArgWidth::Dword
+    } else {
+        ArgWidth::Qword
+    }
+}
+
+/// A condition on argument `index` of `syscall`, with the width [`arg_width`] gives.
+fn arg(syscall: &str, index: u8, op: ArgOp, value: u64) -> ArgCondition {
+    cond(ArgCondition::new(
+        index,
+        op,
+        value,
+        arg_width(syscall, index),
+    ))
+}
 
 /// The syscalls Docker's default profile allows unconditionally, on every architecture
 /// (names that do not exist on the build target are skipped when compiling).
@@ -424,14 +450,17 @@ pub(super) fn docker_default() -> SeccompProfile {
                 .min_kernel(KernelVersion::new(4, 8)),
         )
         // socket: every domain but AF_ALG (38) and AF_VSOCK (40). Refinement: Dword.
-        .with_rule(rule(["socket"], Allow).with_arg(cond(ArgCondition::dword(0, ArgOp::Lt, 38))))
-        .with_rule(rule(["socket"], Allow).with_arg(cond(ArgCondition::dword(0, ArgOp::Eq, 39))))
-        .with_rule(rule(["socket"], Allow).with_arg(cond(ArgCondition::dword(0, ArgOp::Gt, 40))));
+        .with_rule(rule(["socket"], Allow).with_arg(arg("socket", 0, ArgOp::Lt, 38)))
+        .with_rule(rule(["socket"], Allow).with_arg(arg("socket", 0, ArgOp::Eq, 39)))
+        .with_rule(rule(["socket"], Allow).with_arg(arg("socket", 0, ArgOp::Gt, 40)));
     // personality: only the harmless personas. Refinement: Dword.
     for persona in PERSONALITIES {
-        p.push_rule(
-            rule(["personality"], Allow).with_arg(cond(ArgCondition::dword(0, ArgOp::Eq, persona))),
-        );
+        p.push_rule(rule(["personality"], Allow).with_arg(arg(
+            "personality",
+            0,
+            ArgOp::Eq,
+            persona,
+        )));
     }
     let p = p
         .with_rule(rule(["sync_file_range2", "swapcontext"], Allow).only_on([Arch::Ppc64le]))
@@ -501,22 +530,14 @@ pub(super) fn docker_default() -> SeccompProfile {
         // clone: only without namespace flags.
         .with_rule(
             rule(["clone"], Allow)
-                .with_arg(cond(ArgCondition::qword(
-                    0,
-                    ArgOp::MaskedEq(CLONE_NAMESPACE_FLAGS),
-                    0,
-                )))
+                .with_arg(arg("clone", 0, ArgOp::MaskedEq(CLONE_NAMESPACE_FLAGS), 0))
                 .unless_caps([Cap::CAP_SYS_ADMIN])
                 .except_on([Arch::S390, Arch::S390x]),
         )
         // s390 passes clone's flags second.
         .with_rule(
             rule(["clone"], Allow)
-                .with_arg(cond(ArgCondition::qword(
-                    1,
-                    ArgOp::MaskedEq(CLONE_NAMESPACE_FLAGS),
-                    0,
-                )))
+                .with_arg(arg("clone", 1, ArgOp::MaskedEq(CLONE_NAMESPACE_FLAGS), 0))
                 .only_on([Arch::S390, Arch::S390x])
                 .unless_caps([Cap::CAP_SYS_ADMIN]),
         )
@@ -569,18 +590,11 @@ pub(super) fn docker_default() -> SeccompProfile {
         .with_rule(rule(["bpf"], Allow).requires_caps([Cap::CAP_BPF]))
         .with_rule(rule(["perf_event_open"], Allow).requires_caps([Cap::CAP_PERFMON]));
     // Refinement: no fake terminal input, whatever the high bits of `cmd`.
-    p.with_rule(
-        rule(["ioctl"], Action::Errno(EPERM)).with_arg(cond(ArgCondition::dword(
-            1,
-            ArgOp::Eq,
-            TIOCSTI,
-        ))),
-    )
-    .with_rule(
-        rule(["ioctl"], Action::Errno(EPERM)).with_arg(cond(ArgCondition::dword(
+    p.with_rule(rule(["ioctl"], Action::Errno(EPERM)).with_arg(arg("ioctl", 1, ArgOp::Eq, TIOCSTI)))
+        .with_rule(rule(["ioctl"], Action::Errno(EPERM)).with_arg(arg(
+            "ioctl",
             1,
             ArgOp::Eq,
             TIOCLINUX,
-        ))),
-    )
+        )))
 }

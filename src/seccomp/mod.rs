@@ -72,6 +72,8 @@ use crate::capabilities::{Capabilities, Capability};
 pub mod bpf;
 mod compile;
 mod default;
+#[cfg(feature = "policy")]
+mod json;
 mod profile;
 pub mod syscalls;
 
@@ -79,6 +81,8 @@ pub mod syscalls;
 mod tests;
 
 pub use compile::compile;
+#[cfg(feature = "policy")]
+pub use json::ProfileError;
 pub use profile::{
     Action, Arch, ArgCondition, ArgOp, ArgWidth, KernelVersion, SeccompProfile, SyscallId,
     SyscallRule, MAX_ERRNO,
