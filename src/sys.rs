@@ -478,12 +478,11 @@ pub(crate) enum WaitOutcome {
     Exited(i32),
     /// Killed by a signal.
     Signaled(i32),
-    /// Still running (only with `WNOHANG`).
-    Running,
 }
 
-/// `waitid(P_PIDFD, pidfd, WEXITED | extra)`, retrying on EINTR.
-pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<WaitOutcome> {
+/// `waitid(P_PIDFD, pidfd, WEXITED | extra)`, retrying on EINTR; `None` when the
+/// process is still running (only with `WNOHANG`).
+pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<Option<WaitOutcome>> {
     const P_PIDFD: libc::idtype_t = 3;
     loop {
         // SAFETY: siginfo_t is plain old data; all-zero is valid and means "no child"
@@ -507,11 +506,11 @@ pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<WaitOu
         // SAFETY: after a successful waitid the pid and status fields are initialized.
         let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
         if pid == 0 {
-            return Ok(WaitOutcome::Running);
+            return Ok(None);
         }
-        return Ok(match info.si_code {
+        return Ok(Some(match info.si_code {
             libc::CLD_EXITED => WaitOutcome::Exited(status),
             _ => WaitOutcome::Signaled(status),
-        });
+        }));
     }
 }

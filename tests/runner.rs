@@ -50,18 +50,21 @@ fn out_of_memory_is_said_and_exits_137() {
     );
 }
 
+/// A size that is not a row of Fargate's table, with `--fargate`.
+const NOT_FARGATE: &[&str] = &[
+    "--fargate",
+    "--cpu",
+    "256",
+    "--memory",
+    "4096",
+    "--",
+    "true",
+];
+
 #[test]
 fn errors_print_their_chain_and_exit_2() {
     let cases: [&[&str]; 6] = [
-        &[
-            "--fargate",
-            "--cpu",
-            "256",
-            "--memory",
-            "4096",
-            "--",
-            "true",
-        ],
+        NOT_FARGATE,
         &["--drop-cap", "SYS_ADMIN", "--", "true"],
         &["--cpu", "lots", "--", "true"],
         &["--volume", "nonsense", "--", "true"],
@@ -82,15 +85,7 @@ fn errors_print_their_chain_and_exit_2() {
             text(&out.stderr)
         );
     }
-    let out = run(&[
-        "--fargate",
-        "--cpu",
-        "256",
-        "--memory",
-        "4096",
-        "--",
-        "true",
-    ]);
+    let out = run(NOT_FARGATE);
     let err = text(&out.stderr);
     assert!(
         err.contains("caused by: memory = 4096 MiB is not valid with cpu = 256"),

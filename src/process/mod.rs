@@ -109,23 +109,18 @@ fn write_id_maps(pid: libc::pid_t, ids: &ResolvedIds) -> Result<(), Error> {
 }
 
 /// A child that has been cloned but not yet handed to a [`RunningTask`]: killed and
-/// reaped if the start fails half-way.
-struct Pending {
-    pidfd: Option<OwnedFd>,
+/// reaped if the start fails half-way, unless disarmed.
+struct KillOnDrop<'a> {
+    pidfd: &'a OwnedFd,
+    armed: bool,
 }
 
-impl Pending {
-    fn abort(&mut self) {
-        if let Some(pidfd) = self.pidfd.take() {
-            let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
-            let _ = sys::waitid_pidfd(pidfd.as_raw_fd(), 0);
-        }
-    }
-}
-
-impl Drop for Pending {
+impl Drop for KillOnDrop<'_> {
     fn drop(&mut self) {
-        self.abort();
+        if self.armed {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = sys::waitid_pidfd(self.pidfd.as_raw_fd(), 0);
+        }
     }
 }
 
@@ -191,7 +186,10 @@ pub(crate) fn spawn(inner: &Inner, stdio: [Stdio; 3]) -> Result<RunningTask, Err
         }
         Err(errno) => return Err(Error::host("clone the task's first process", errno)),
     };
-    let mut pending = Pending { pidfd: Some(pidfd) };
+    let mut guard = KillOnDrop {
+        pidfd: &pidfd,
+        armed: true,
+    };
     let by_pid = matches!(join, Join::ByPid);
     drop((sync_read, error_write, child_stdio, join));
 
@@ -210,14 +208,11 @@ pub(crate) fn spawn(inner: &Inner, stdio: [Stdio; 3]) -> Result<RunningTask, Err
     let n = sys::read_full(error_read.as_raw_fd(), &mut report)
         .map_err(|e| Error::host("read the child's launch result", e))?;
     if n == Failure::WIRE_LEN {
-        let failure = Failure::decode(&report);
-        pending.abort();
-        return Err(launch_error(inner, failure).into());
+        // The guard kills and reaps what is left of the child.
+        return Err(launch_error(inner, Failure::decode(&report)).into());
     }
-    let pidfd = pending
-        .pidfd
-        .take()
-        .ok_or_else(|| Error::host("keep the pidfd", std::io::Error::other("lost")))?;
+    guard.armed = false;
+    drop(guard);
     let report = inner.report(cgroup.path().map(ToOwned::to_owned), not_applied);
     Ok(RunningTask::new(pid, pidfd, cgroup, parent_stdio, report))
 }

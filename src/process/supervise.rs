@@ -151,7 +151,9 @@ impl RunningTask {
         if let Some(status) = self.status {
             return Ok(status);
         }
+        // A blocking waitid reports an exit or fails; it never answers "running".
         let outcome = sys::waitid_pidfd(self.pidfd.as_raw_fd(), 0)
+            .and_then(|o| o.ok_or(Errno::ECHILD))
             .map_err(|e| Error::host(format!("wait for task process {}", self.pid), e))?;
         Ok(self.finish(outcome))
     }
@@ -164,19 +166,18 @@ impl RunningTask {
         match sys::waitid_pidfd(self.pidfd.as_raw_fd(), libc::WNOHANG)
             .map_err(|e| Error::host(format!("wait for task process {}", self.pid), e))?
         {
-            WaitOutcome::Running => Ok(None),
-            outcome => Ok(Some(self.finish(outcome))),
+            None => Ok(None),
+            Some(outcome) => Ok(Some(self.finish(outcome))),
         }
     }
 
-    /// Records how the workload ended. `outcome` is never `Running`.
+    /// Records how the workload ended.
     fn finish(&mut self, outcome: WaitOutcome) -> ExitStatus {
         let oom_killed = || self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
         let status = match outcome {
             WaitOutcome::Exited(code) => ExitStatus::Exited(code),
             WaitOutcome::Signaled(libc::SIGKILL) if oom_killed() => ExitStatus::OutOfMemory,
             WaitOutcome::Signaled(sig) => ExitStatus::Signaled(sig),
-            WaitOutcome::Running => ExitStatus::Signaled(0),
         };
         self.status = Some(status);
         status
