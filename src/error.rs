@@ -372,3 +372,9 @@ pub struct LaunchError {
     /// The kernel's answer.
     pub errno: Errno,
 }
+
+impl From<SizeError> for Error {
+    fn from(err: SizeError) -> Self {
+        Error::Config(ConfigError::Size(err))
+    }
+}

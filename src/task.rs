@@ -472,6 +472,20 @@ impl TaskSandboxBuilder {
             hostname: &hostname,
             storage: &storage_dir,
         };
+        let needs_default_root = self.containers.iter().any(|c| c.rootfs.is_none());
+        let needs_storage = self.containers.iter().any(|c| !c.storage_mounts.is_empty());
+        for (needed, dir) in [
+            (needs_default_root, &mountpoint),
+            (needs_storage, &storage_dir),
+        ] {
+            if needed {
+                prepare_mountpoint(&runtime_dir, dir).map_err(|reason| {
+                    ConfigError::RuntimeDir {
+                        path: PathBuf::from(format!("{} ({reason})", dir.display())),
+                    }
+                })?;
+            }
+        }
         let mut containers = Vec::with_capacity(self.containers.len());
         for (c, depends_on) in self.containers.iter().zip(depends) {
             let seccomp = c
@@ -509,20 +523,6 @@ impl TaskSandboxBuilder {
                     pids_max: None,
                 },
             });
-        }
-        let needs_default_root = self.containers.iter().any(|c| c.rootfs.is_none());
-        let needs_storage = self.containers.iter().any(|c| !c.storage_mounts.is_empty());
-        for (needed, dir) in [
-            (needs_default_root, &mountpoint),
-            (needs_storage, &storage_dir),
-        ] {
-            if needed {
-                prepare_mountpoint(&runtime_dir, dir).map_err(|reason| {
-                    ConfigError::RuntimeDir {
-                        path: PathBuf::from(format!("{} ({reason})", dir.display())),
-                    }
-                })?;
-            }
         }
         let storage = if needs_storage {
             let cstr = |v: &[u8]| {

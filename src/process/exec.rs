@@ -38,7 +38,9 @@ struct ExecFds<'a> {
 }
 
 /// Runs `command` in the container whose workload `pidfd` refers to, and returns its
-/// status and output. With a `timeout`, a process still running then is killed and
+/// status and output. The process joins `cgroups` in order (the task's, then the
+/// container's, so that hierarchies where the container has no cgroup of its own
+/// still hold it in the task's). With a `timeout`, a process still running then is killed and
 /// reported as `Signaled(SIGKILL)`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
@@ -46,7 +48,7 @@ pub(crate) fn run(
     container_plan: &ChildPlan,
     command: &[OsString],
     pidfd: &OwnedFd,
-    cgroup: Option<&TaskCgroup>,
+    cgroups: &[&TaskCgroup],
     userns: bool,
     nofile: u64,
     timeout: Option<Duration>,
@@ -73,10 +75,10 @@ pub(crate) fn run(
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| Error::host("open /dev/null", e))?;
-    let join = match cgroup {
-        Some(cgroup) => cgroup.attach_files()?,
-        None => Vec::new(),
-    };
+    let mut join = Vec::new();
+    for cgroup in cgroups {
+        join.extend(cgroup.attach_files()?);
+    }
     let join_fds: Vec<RawFd> = join.iter().map(AsRawFd::as_raw_fd).collect();
     let mut setns_flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWPID

@@ -42,6 +42,19 @@ pub(crate) struct Cgroups {
 }
 
 impl Cgroups {
+    /// The cgroups a process exec'd into container `index` joins, in order: on v1 the
+    /// task's first (the container has directories only in the hierarchies it needs),
+    /// then the container's; on v2 the container's leaf alone.
+    pub(crate) fn exec_join(&self, index: usize) -> Vec<&TaskCgroup> {
+        let container = self.containers.get(index).and_then(Option::as_ref);
+        let mut out = Vec::with_capacity(2);
+        if self.init.is_none() {
+            out.push(&self.task);
+        }
+        out.extend(container);
+        out
+    }
+
     /// Removes every cgroup, innermost first.
     fn destroy(self) {
         let inner = self.containers.into_iter().flatten().chain(self.init);

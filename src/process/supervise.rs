@@ -238,11 +238,6 @@ impl Shared {
     fn kill_init(&self) {
         let _ = sys::pidfd_send_signal(self.init_pidfd.as_raw_fd(), libc::SIGKILL);
     }
-
-    fn stopping_or_done(&self) -> bool {
-        let state = self.lock();
-        state.exit.is_some() || state.stopping.is_some()
-    }
 }
 
 /// Decodes a raw wait status, telling an OOM kill apart with the cgroups' counters.
@@ -819,17 +814,21 @@ fn health_loop(shared: &Shared, index: usize) {
                 before
             }
         };
-        if after != before {
+        let changed = after != before;
+        if changed {
             state.containers[index].health = after;
             state.event(EventKind::HealthChanged {
                 container: spec.name.to_string(),
                 health: after,
             });
-            drop(state);
+        }
+        let done = state.exit.is_some() || state.stopping.is_some();
+        drop(state);
+        if changed {
             shared.changed.notify_all();
             shared.wake();
         }
-        if shared.stopping_or_done() {
+        if done {
             return;
         }
     }
@@ -859,12 +858,16 @@ fn run_exec(
         }
     };
     let cgroups = shared.cgroups();
+    let join: Vec<&crate::cgroup::TaskCgroup> = match &cgroups {
+        Some(c) => c.exec_join(index),
+        None => Vec::new(),
+    };
     super::exec::run(
         &spec.name,
         &spec.plan,
         command,
         &pidfd,
-        cgroups.as_ref().and_then(|c| c.containers[index].as_ref()),
+        &join,
         shared.inner.ids.clone_flag() != 0,
         shared.inner.nofile,
         timeout,
