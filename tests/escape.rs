@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use common::*;
@@ -19,6 +18,7 @@ use tasksandbox::seccomp::{Action, SeccompProfile};
 use tasksandbox::{Capabilities, Capability, TaskSandbox, Volume};
 
 /// Docker's default seccomp profile, kept as reference data beside the crate.
+#[cfg(feature = "policy")]
 const DOCKER_JSON: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/reference/docker-default-seccomp.json"
@@ -390,17 +390,20 @@ fn sys_ptrace_changes_only_the_ptrace_family() {
 
 // --- The syscall sweep ----------------------------------------------------------------
 
+#[cfg(feature = "policy")]
 fn sweep(caps: Capabilities) -> Value {
     let run = run_probe(caps, &["sweep", "--json"]);
     assert!(run.success, "probe sweep: {}\n{}", run.stdout, run.stderr);
     run.json
 }
 
+#[cfg(feature = "policy")]
 fn docker_profile() -> SeccompProfile {
-    SeccompProfile::from_json_file(Path::new(DOCKER_JSON))
+    SeccompProfile::from_json_file(std::path::Path::new(DOCKER_JSON))
         .unwrap_or_else(|e| panic!("{DOCKER_JSON}: {e}"))
 }
 
+#[cfg(feature = "policy")]
 /// The errno name (or `allowed`) Docker's profile gives each swept call, next to what
 /// the task's filters gave; returns the mismatches and the EPERM set Docker predicts.
 fn compare_with_docker(sweep: &Value, caps: Capabilities) -> (Vec<String>, BTreeSet<String>) {
@@ -444,6 +447,7 @@ fn compare_with_docker(sweep: &Value, caps: Capabilities) -> (Vec<String>, BTree
     (mismatches, docker_eperm)
 }
 
+#[cfg(feature = "policy")]
 fn names(value: &Value) -> BTreeSet<String> {
     value
         .as_array()
@@ -455,6 +459,7 @@ fn names(value: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+#[cfg(feature = "policy")]
 #[test]
 fn seccomp_sweep_matches_docker_default() {
     if !can_start_tasks() {
@@ -490,6 +495,7 @@ fn seccomp_sweep_matches_docker_default() {
     }
 }
 
+#[cfg(feature = "policy")]
 #[test]
 fn seccomp_sweep_with_sys_ptrace_matches_docker() {
     if !can_start_tasks() {

@@ -1,5 +1,7 @@
 //! Resource exhaustion from inside a task: each bomb stops at its task's limit, is
-//! reported as such, and the host and a second task carry on.
+//! reported as such, and the host and a second task carry on. The limits are cgroup
+//! limits: without the `cgroups` feature there is nothing to test.
+#![cfg(feature = "cgroups")]
 
 mod common;
 

@@ -221,6 +221,11 @@ impl Check {
             .attempts
             .iter()
             .map(|a| match &a.seccomp {
+                // "EPERM (seccomp)": seccomp refused it; "(kernel)": seccomp let it
+                // through and the kernel answered.
+                Some(layer) if *layer == format!("seccomp {}", a.result) => {
+                    format!("{}: {} (seccomp)", a.what, a.result)
+                }
                 Some(layer) => format!("{}: {} ({layer})", a.what, a.result),
                 None => format!("{}: {}", a.what, a.result),
             })
