@@ -938,9 +938,9 @@ fn cve_2024_21626_leaked_fds_cwd(ctx: &Ctx) -> Check {
             };
             let (Some(a), Some(b)) = (fstat(cur), if parent >= 0 { fstat(parent) } else { None })
             else {
-                // SAFETY: closing descriptors of ours.
-                unsafe {
-                    libc::close(parent);
+                if parent >= 0 {
+                    // SAFETY: closing a descriptor of ours.
+                    unsafe { libc::close(parent) };
                 }
                 break;
             };
