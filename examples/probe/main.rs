@@ -4,7 +4,8 @@
 //! probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--only NAME,...]
 //!                     the confinement and every escape of the table; exits 1 if any check fails
 //! probe sweep [--json] [--all]
-//!                     every syscall number through the seccomp oracle, compared with Docker's
+//!                     every syscall number through the seccomp oracle, compared with Docker's;
+//!                     exits 1 if something Docker refuses is allowed
 //! probe syscalls      try each refused syscall harmlessly; print `NAME ERRNO` per line
 //! probe fds           list open descriptors
 //! probe fork N        fork up to N sleeping children; print `forked K ERRNO`
