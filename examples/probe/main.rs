@@ -1,16 +1,32 @@
-//! Looks at its own confinement from inside a task.
+//! Looks at its own confinement from inside a task, and tries every known escape.
 //!
 //! ```text
+//! probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--only NAME,...]
+//!                     the confinement and every escape of the table; exits 1 if any check fails
+//! probe sweep [--json] [--all]
+//!                     every syscall number through the seccomp oracle, compared with Docker's;
+//!                     exits 1 if something Docker refuses is allowed
 //! probe syscalls      try each refused syscall harmlessly; print `NAME ERRNO` per line
 //! probe fds           list open descriptors
 //! probe fork N        fork up to N sleeping children; print `forked K ERRNO`
+//! probe forkbomb      every process forks until the pids limit; the first prints `EAGAIN K`
 //! probe alloc MIB     allocate and touch MIB of memory, then exit 0
+//! probe spin THREADS  burn CPU on THREADS threads until killed
+//! probe openfiles N   open /dev/null up to N times; print `opened K ERRNO`
 //! probe segv          die of SIGSEGV
 //! ```
 //!
 //! Each syscall is made so that, were it allowed, it would fail harmlessly with an
 //! errno other than the sandbox's (a bad fd, a path that does not exist, an invalid
-//! flag combination): the errno itself says whether the sandbox stopped it.
+//! flag combination): the errno itself says whether the sandbox stopped it. It is safe
+//! to run on a bare host, where most checks fail.
+//!
+//! Once built it needs nothing of the host's files but libc.
+
+mod checks;
+mod oracle;
+mod sweep;
+mod sys;
 
 use std::process::ExitCode;
 
@@ -187,7 +203,151 @@ fn alloc(mib: usize) {
     std::hint::black_box(&chunks);
 }
 
+/// Every process forks until the pids limit stops it; the first process prints
+/// `EAGAIN K` (K: its own successful forks) at its first failure. Runs until killed.
+fn forkbomb() -> ExitCode {
+    // SAFETY: getpid has no arguments.
+    let origin = unsafe { libc::getpid() };
+    let mut forked = 0u64;
+    let mut reported = false;
+    loop {
+        // SAFETY: the probe is single-threaded; the child runs this same loop.
+        match unsafe { libc::fork() } {
+            0 => forked = 0,
+            -1 => {
+                let errno = Errno::last();
+                // SAFETY: getpid has no arguments.
+                if !reported && unsafe { libc::getpid() } == origin {
+                    println!("{errno:?} {forked}");
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    reported = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => forked += 1,
+        }
+    }
+}
+
+/// Burns CPU on `threads` threads until killed.
+fn spin(threads: usize) -> ExitCode {
+    for _ in 1..threads {
+        std::thread::spawn(|| loop {
+            std::hint::spin_loop();
+        });
+    }
+    println!("spinning on {threads} threads");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Opens /dev/null up to `n` times; prints `opened K ERRNO HIGHEST_FD`.
+fn open_files(n: usize) {
+    let mut files = Vec::new();
+    let mut errno = "OK".to_string();
+    for _ in 0..n {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                errno = e
+                    .raw_os_error()
+                    .map_or_else(|| e.to_string(), |e| format!("{:?}", Errno::from_raw(e)));
+                break;
+            }
+        }
+    }
+    let highest = files.last().map_or(-1, std::os::fd::AsRawFd::as_raw_fd);
+    println!("opened {} {errno} {highest}", files.len());
+}
+
+/// `probe check`: options, the checks, the report.
+fn check(args: &[&str], initial_fds: Vec<(i32, String)>) -> ExitCode {
+    let mut json = false;
+    let mut host_pids = Vec::new();
+    let mut setuid = Vec::new();
+    let mut allow_fds = Vec::new();
+    let mut only = Vec::new();
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .copied()
+                .ok_or_else(|| format!("{name} wants a value"))
+        };
+        let parsed: Result<(), String> = match arg {
+            "--json" => {
+                json = true;
+                Ok(())
+            }
+            "--host-pid" => value("--host-pid").and_then(|v| {
+                v.parse()
+                    .map(|p| host_pids.push(p))
+                    .map_err(|_| format!("--host-pid {v}: not a pid"))
+            }),
+            "--allow-fd" => value("--allow-fd").and_then(|v| {
+                v.parse()
+                    .map(|p| allow_fds.push(p))
+                    .map_err(|_| format!("--allow-fd {v}: not a descriptor"))
+            }),
+            "--setuid" => value("--setuid").map(|v| setuid.push(std::path::PathBuf::from(v))),
+            "--only" => value("--only").map(|v| only.extend(v.split(',').map(str::to_string))),
+            other => Err(format!("unknown option {other}")),
+        };
+        if let Err(e) = parsed {
+            eprintln!("probe check: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(unknown) = only
+        .iter()
+        .find(|o| !checks::CHECKS.iter().any(|(name, _)| name == o))
+    {
+        eprintln!("probe check: no check named {unknown}");
+        return ExitCode::from(2);
+    }
+    let ctx = checks::Ctx::new(host_pids, setuid, allow_fds, initial_fds);
+    let (results, oracle) = checks::run(&ctx, &only);
+    let failed = results.iter().filter(|c| !c.pass).count();
+    if json {
+        let report = serde_json::json!({
+            "checks": results.iter().map(checks::Check::json).collect::<Vec<_>>(),
+            "passed": results.len() - failed,
+            "failed": failed,
+            "seccomp_oracle": match &oracle {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            },
+        });
+        println!("{report:#}");
+    } else {
+        for c in &results {
+            let status = if c.pass { "PASS" } else { "FAIL" };
+            let row = format!("[{}]", c.row);
+            println!("{status} {:<32} {row:<6} {}", c.name, c.summary());
+        }
+        println!(
+            "{} checks: {} passed, {failed} failed",
+            results.len(),
+            results.len() - failed
+        );
+        if let Err(e) = &oracle {
+            println!("seccomp oracle unavailable, layers not shown: {e}");
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
+    // Before anything else opens a descriptor.
+    let initial_fds = sys::open_fds();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()
@@ -195,6 +355,16 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
+        ["check", rest @ ..] => return check(rest, initial_fds),
+        ["sweep", rest @ ..] => {
+            let json = rest.contains(&"--json");
+            let all = rest.contains(&"--all");
+            if let Some(bad) = rest.iter().find(|a| !["--json", "--all"].contains(a)) {
+                eprintln!("probe sweep: unknown option {bad}");
+                return ExitCode::from(2);
+            }
+            return sweep::main(json, all);
+        }
         ["syscalls"] => {
             for (name, result) in syscalls() {
                 println!("{name} {result}");
@@ -215,6 +385,7 @@ fn main() -> ExitCode {
             let (forked, errno) = fork_until(n);
             println!("forked {forked} {errno}");
         }
+        ["forkbomb"] => return forkbomb(),
         ["alloc", mib] => {
             let Ok(mib) = mib.parse() else {
                 eprintln!("probe: alloc wants a number");
@@ -223,12 +394,28 @@ fn main() -> ExitCode {
             alloc(mib);
             println!("allocated {mib} MiB");
         }
+        ["spin", threads] => {
+            let Ok(threads) = threads.parse() else {
+                eprintln!("probe: spin wants a number");
+                return ExitCode::from(2);
+            };
+            return spin(threads);
+        }
+        ["openfiles", n] => {
+            let Ok(n) = n.parse() else {
+                eprintln!("probe: openfiles wants a number");
+                return ExitCode::from(2);
+            };
+            open_files(n);
+        }
         ["segv"] => {
             // SAFETY: deliberately faults; the point is to die of SIGSEGV.
             unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>(), 1) };
         }
         _ => {
-            eprintln!("usage: probe syscalls | fds | fork N | alloc MIB | segv");
+            eprintln!(
+                "usage: probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--only NAMES]\n       probe sweep [--json] [--all]\n       probe syscalls | fds | fork N | forkbomb | alloc MIB | spin THREADS | openfiles N | segv"
+            );
             return ExitCode::from(2);
         }
     }

@@ -1,0 +1,676 @@
+//! The escape suite: the probe (`examples/probe`) tries every known container escape
+//! from inside a task, and each technique has a test named after it, so that a
+//! regression names the hole.
+//!
+//! The probe runs once per configuration (the default task, and one with the
+//! `SYS_PTRACE` opt-in) and its JSON report is shared by the tests of that
+//! configuration; each test fails if its own check fails.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+use tasksandbox::seccomp::{Action, SeccompProfile};
+use tasksandbox::{Capabilities, Capability, TaskSandbox, Volume};
+
+/// Docker's default seccomp profile, kept as reference data beside the crate.
+#[cfg(feature = "policy")]
+const DOCKER_JSON: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/reference/docker-default-seccomp.json"
+);
+
+/// Where the task sees the setuid copy of the probe.
+const SETUID_PROBE: &str = "/suid/probe-setuid";
+
+/// The host uid of the task's root under the default user namespace map.
+const TASK_ROOT_ON_HOST: u32 = 100_000;
+
+/// A probe run: its exit status and parsed JSON.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    json: Value,
+}
+
+impl Run {
+    fn checks(&self) -> BTreeMap<String, &Value> {
+        self.json["checks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn check(&self, name: &str) -> &Value {
+        self.checks().get(name).copied().unwrap_or_else(|| {
+            panic!(
+                "the probe has no check {name}\nstdout: {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `probe ARGS` in a default task holding `caps`, with a setuid copy of the probe
+/// owned by the task's root mounted at /suid.
+fn run_probe(caps: Capabilities, args: &[&str]) -> Run {
+    let dir = setuid_copy();
+    let container = probe(args)
+        .capabilities(caps)
+        .volume(Volume::bind(dir.path(), "/suid"));
+    run_task(TaskSandbox::builder(), container)
+}
+
+/// A directory holding a copy of the probe owned by the task's root (host uid 100000)
+/// with the setuid bit: were no_new_privs missing, a task user other than root would
+/// become root by running it.
+fn setuid_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temp dir");
+    let copy = dir.path().join("probe-setuid");
+    std::fs::copy(example("probe"), &copy).expect("copy the probe");
+    std::os::unix::fs::chown(&copy, Some(TASK_ROOT_ON_HOST), Some(TASK_ROOT_ON_HOST))
+        .expect("chown the copy");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755))
+        .expect("set the setuid bit");
+    dir
+}
+
+/// Runs the probe `container` in a task built by `builder`; its stdout is JSON.
+fn run_task(builder: tasksandbox::TaskSandboxBuilder, container: tasksandbox::Container) -> Run {
+    let out = output(builder.container(container));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("probe output is not JSON ({e}):\n{stdout}\n{stderr}"));
+    Run {
+        success: out.status.success(),
+        stdout,
+        stderr,
+        json,
+    }
+}
+
+fn check_run(caps: Capabilities) -> Run {
+    let pid = std::process::id().to_string();
+    run_probe(
+        caps,
+        &[
+            "check",
+            "--json",
+            "--host-pid",
+            &pid,
+            "--setuid",
+            SETUID_PROBE,
+        ],
+    )
+}
+
+/// The probe's report in a default task (`None` when tasks cannot be started here).
+fn default_run() -> Option<&'static Run> {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    can_start_tasks().then(|| RUN.get_or_init(|| check_run(Capabilities::fargate_default())))
+}
+
+/// The probe's report in a task with the `SYS_PTRACE` opt-in.
+fn ptrace_run() -> Option<&'static Run> {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    can_start_tasks()
+        .then(|| RUN.get_or_init(|| check_run(Capabilities::fargate_default().with_sys_ptrace())))
+}
+
+/// Asserts that check `name` passed in `run`.
+fn assert_passes(run: &Run, name: &str) {
+    let check = run.check(name);
+    assert_eq!(
+        check["pass"],
+        Value::Bool(true),
+        "{name} FAILED: the sandbox did not hold.\n  technique: {}\n  expected:  {}\n  observed:  {}",
+        check["technique"],
+        check["expect"],
+        check["summary"]
+    );
+}
+
+/// What an attempt gave: its result and, for a syscall, the seccomp layer's verdict.
+type Outcome = (String, Option<String>);
+
+/// The attempts of a check as `what -> (result, seccomp layer)`.
+fn attempts(check: &Value) -> BTreeMap<String, Outcome> {
+    check["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|a| {
+                    (
+                        a["what"].as_str().unwrap_or("").to_string(),
+                        (
+                            a["result"].as_str().unwrap_or("").to_string(),
+                            a["seccomp"].as_str().map(str::to_string),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts that every syscall check `name` made was refused by seccomp itself (the
+/// layer the README's table names), as the probe's seccomp oracle reports it.
+fn assert_seccomp_stops(run: &Run, name: &str) {
+    for (what, (result, layer)) in attempts(run.check(name)) {
+        if let Some(layer) = layer {
+            assert_eq!(
+                Some(layer.as_str()),
+                Some(format!("seccomp {result}").as_str()),
+                "{name}: {what} should be refused by seccomp"
+            );
+        }
+    }
+}
+
+/// One test per check of the probe, named after it: it fails if that check fails.
+/// Checks whose technique seccomp stops also assert that it is seccomp that stops it.
+macro_rules! escape_tests {
+    ($( $name:ident $(=> $layer:ident)? ),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some(run) = default_run() else { return };
+                assert_passes(run, stringify!($name));
+                $( escape_tests!(@layer $layer, run, stringify!($name)); )?
+            }
+        )*
+        /// Every test above, by name.
+        const TESTED: &[&str] = &[$(stringify!($name)),*];
+    };
+    (@layer seccomp, $run:ident, $name:expr) => {
+        assert_seccomp_stops($run, $name)
+    };
+}
+
+escape_tests! {
+    capabilities,
+    no_new_privs,
+    seccomp_mode,
+    uid_gid_maps,
+    namespaces,
+    devices,
+    interfaces,
+    masked_paths,
+    read_only_paths,
+    cve_2019_5736_proc_exe,
+    cve_2024_21626_leaked_fds_cwd,
+    cve_2022_0492_release_agent => seccomp,
+    shocker_open_by_handle_at => seccomp,
+    cve_2022_0185_fsconfig => seccomp,
+    cve_2020_15257_abstract_sockets,
+    cve_2021_22555_netfilter_userns,
+    proc_sysrq_trigger,
+    core_pattern,
+    mknod_block_device,
+    mount_host_disk => seccomp,
+    host_pid_visibility,
+    ptrace_host_process,
+    kernel_module_load => seccomp,
+    tiocsti => seccomp,
+    setuid_escalation,
+    nested_user_namespace => seccomp,
+    io_uring => seccomp,
+    bpf => seccomp,
+    perf_event_open => seccomp,
+    keyring => seccomp,
+    userfaultfd => seccomp,
+    af_packet_raw_socket,
+    af_vsock_af_alg_sockets => seccomp,
+    masked_path_race => seccomp,
+    cgroupfs_not_writable => seccomp,
+    sysfs_read_only,
+    x32_syscalls => seccomp,
+    chroot_breakout,
+}
+
+#[test]
+fn every_check_of_the_probe_has_a_test() {
+    let Some(run) = default_run() else { return };
+    let checks: BTreeSet<String> = run.checks().into_keys().collect();
+    let tested: BTreeSet<String> = TESTED.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        checks, tested,
+        "a check without a test, or a test without a check"
+    );
+}
+
+#[test]
+fn probe_exits_zero_and_its_seccomp_oracle_works() {
+    let Some(run) = default_run() else { return };
+    assert!(
+        run.success,
+        "probe check failed in a default task:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(run.json["failed"], 0);
+    assert_eq!(run.json["seccomp_oracle"], "ok");
+}
+
+#[test]
+fn setuid_copy_owned_by_task_root_keeps_the_callers_euid() {
+    // The probe ran the setuid copy as uid 65534; with no_new_privs the euid stays.
+    let Some(run) = default_run() else { return };
+    let tried = attempts(run.check("setuid_escalation"));
+    let (what, (result, _)) = tried
+        .iter()
+        .find(|(what, _)| what.starts_with(&format!("exec {SETUID_PROBE}")))
+        .unwrap_or_else(|| panic!("the setuid copy was not tried: {tried:?}"));
+    assert!(
+        what.contains("(owner 0)"),
+        "owned by the task's root: {what}"
+    );
+    assert!(what.contains("as uid 65534"), "{what}");
+    assert_eq!(result, "euid 65534", "{what}");
+    // On a nosuid mount the euid would stay anyway: only elsewhere does this show that
+    // it is no_new_privs that holds it.
+    if what.contains("nosuid") {
+        eprintln!("note: {} is on a nosuid mount", env!("CARGO_TARGET_TMPDIR"));
+    }
+}
+
+#[test]
+fn every_check_passes_for_a_non_root_user() {
+    // A task user other than root holds no capability; a setuid file of the task's
+    // root still does not make it root.
+    if !can_start_tasks() {
+        return;
+    }
+    let pid = std::process::id().to_string();
+    let dir = setuid_copy();
+    let container = probe(&[
+        "check",
+        "--json",
+        "--host-pid",
+        &pid,
+        "--setuid",
+        SETUID_PROBE,
+    ])
+    .user(tasksandbox::User::new(1000, 1000))
+    .volume(Volume::bind(dir.path(), "/suid"));
+    let run = run_task(TaskSandbox::builder(), container);
+    let failed: Vec<String> = run
+        .checks()
+        .iter()
+        .filter(|(_, c)| c["pass"] != Value::Bool(true))
+        .map(|(name, c)| format!("{name}: {}", c["summary"]))
+        .collect();
+    assert!(failed.is_empty(), "as uid 1000: {failed:#?}");
+    assert!(run.success);
+    let tried = attempts(run.check("setuid_escalation"));
+    let setuid = tried
+        .iter()
+        .find(|(what, _)| what.starts_with(&format!("exec {SETUID_PROBE}")))
+        .map(|(_, (result, _))| result.as_str());
+    assert_eq!(setuid, Some("euid 1000"), "{tried:?}");
+    let caps = attempts(run.check("capabilities"));
+    assert_eq!(
+        caps.get("CapEff").map(|r| r.0.as_str()),
+        Some("0000000000000000")
+    );
+}
+
+#[test]
+fn host_pid_is_aimed_at() {
+    // The checks of the host pid really aimed at this test process.
+    let Some(run) = default_run() else { return };
+    let pid = std::process::id();
+    let tried = attempts(run.check("ptrace_host_process"));
+    assert_eq!(
+        tried
+            .get(&format!("ptrace(PTRACE_ATTACH, {pid})"))
+            .map(|r| r.0.as_str()),
+        Some("ESRCH")
+    );
+    assert_eq!(
+        tried
+            .get(&format!("process_vm_readv({pid}, NULL)"))
+            .map(|r| r.0.as_str()),
+        Some("ESRCH")
+    );
+    let seen = attempts(run.check("host_pid_visibility"));
+    assert_eq!(
+        seen.get(&format!("kill({pid}, 0)")).map(|r| r.0.as_str()),
+        Some("ESRCH")
+    );
+}
+
+#[test]
+fn af_packet_raw_socket_without_net_raw() {
+    // Row 26 of the table: with NET_RAW dropped, no packet socket at all.
+    if !can_start_tasks() {
+        return;
+    }
+    let caps = Capabilities::fargate_default().drop(Capability::NetRaw);
+    let run = run_probe(caps, &["check", "--json", "--only", "af_packet_raw_socket"]);
+    assert_passes(&run, "af_packet_raw_socket");
+    let tried = attempts(run.check("af_packet_raw_socket"));
+    assert_eq!(
+        tried
+            .get("socket(AF_PACKET, SOCK_RAW, 0)")
+            .map(|r| r.0.as_str()),
+        Some("EPERM"),
+        "{tried:?}"
+    );
+}
+
+// --- The SYS_PTRACE opt-in ---------------------------------------------------------
+
+#[test]
+fn sys_ptrace_every_check_still_passes() {
+    let Some(run) = ptrace_run() else { return };
+    let failed: Vec<String> = run
+        .checks()
+        .iter()
+        .filter(|(_, c)| c["pass"] != Value::Bool(true))
+        .map(|(name, c)| format!("{name}: {}", c["summary"]))
+        .collect();
+    assert!(failed.is_empty(), "with SYS_PTRACE: {failed:#?}");
+    assert!(run.success);
+}
+
+#[test]
+fn sys_ptrace_changes_only_the_ptrace_family() {
+    let (Some(default), Some(ptrace)) = (default_run(), ptrace_run()) else {
+        return;
+    };
+    let flatten = |run: &Run| -> BTreeMap<String, Outcome> {
+        run.checks()
+            .iter()
+            .flat_map(|(name, check)| {
+                attempts(check)
+                    .into_iter()
+                    .map(move |(what, r)| (format!("{name}: {what}"), r))
+            })
+            .collect()
+    };
+    let (a, b) = (flatten(default), flatten(ptrace));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the same attempts in both runs"
+    );
+    let changed: BTreeMap<&String, (&Outcome, &Outcome)> = a
+        .iter()
+        .filter_map(|(k, va)| b.get(k).filter(|vb| *vb != va).map(|vb| (k, (va, vb))))
+        .collect();
+    let pid = std::process::id();
+    let kcmp = format!("ptrace_host_process: kcmp({pid}, {pid}, KCMP_VM)");
+    let expected: BTreeSet<String> = [
+        "capabilities: CapBnd".to_string(),
+        "capabilities: CapPrm".to_string(),
+        "capabilities: CapEff".to_string(),
+        kcmp.clone(),
+        "ptrace_host_process: pidfd_getfd(-1, 0, 0)".to_string(),
+        "ptrace_host_process: process_madvise(-1, NULL, 0, MADV_COLD, 0)".to_string(),
+    ]
+    .into_iter()
+    .collect();
+    let got: BTreeSet<String> = changed.keys().map(|k| k.to_string()).collect();
+    assert_eq!(got, expected, "changes with SYS_PTRACE: {changed:#?}");
+    // The ptrace family now reaches the kernel, which still finds nothing to reach:
+    // the host pid does not exist in the task, and -1 is no pidfd.
+    let now = |k: &str| b.get(k).cloned().unwrap_or_default();
+    assert_eq!(
+        now(&kcmp),
+        ("ESRCH".to_string(), Some("kernel".to_string()))
+    );
+    assert_eq!(
+        now("ptrace_host_process: pidfd_getfd(-1, 0, 0)"),
+        ("EBADF".to_string(), Some("kernel".to_string()))
+    );
+    assert_eq!(
+        now("capabilities: CapEff"),
+        (format!("{:016x}", 0xa804_25fb_u64 | 1 << 19), None)
+    );
+}
+
+// --- The syscall sweep ----------------------------------------------------------------
+
+#[cfg(feature = "policy")]
+fn sweep(caps: Capabilities) -> Value {
+    let run = run_probe(caps, &["sweep", "--json"]);
+    assert!(run.success, "probe sweep: {}\n{}", run.stdout, run.stderr);
+    run.json
+}
+
+#[cfg(feature = "policy")]
+fn docker_profile() -> SeccompProfile {
+    SeccompProfile::from_json_file(std::path::Path::new(DOCKER_JSON))
+        .unwrap_or_else(|e| panic!("{DOCKER_JSON}: {e}"))
+}
+
+#[cfg(feature = "policy")]
+/// The errno name (or `allowed`) Docker's profile gives each swept call, next to what
+/// the task's filters gave; returns the mismatches and the EPERM set Docker predicts.
+fn compare_with_docker(sweep: &Value, caps: Capabilities) -> (Vec<String>, BTreeSet<String>) {
+    let docker = docker_profile();
+    let mut mismatches = Vec::new();
+    let mut docker_eperm = BTreeSet::new();
+    let calls = sweep["calls"].as_array().expect("calls");
+    assert!(
+        calls.len() > 500,
+        "the sweep covers the table: {}",
+        calls.len()
+    );
+    for call in calls {
+        let nr = call["nr"].as_i64().expect("nr");
+        let args: Vec<u64> = call["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_u64().expect("arg"))
+            .collect();
+        let args: [u64; 6] = args.try_into().expect("six arguments");
+        let expected = match docker.decide(caps, nr, &args) {
+            Action::Allow => "allowed".to_string(),
+            Action::Errno(e) => format!("{:?}", nix::errno::Errno::from_raw(e as i32)),
+            other => format!("{other:?}"),
+        };
+        let observed = call["verdict"].as_str().unwrap_or("");
+        if observed != expected {
+            mismatches.push(format!(
+                "{nr} {}: task {observed}, Docker {expected}",
+                call["name"]
+            ));
+        }
+        if let (Some(name), false) = (call["name"].as_str(), call["x32"].as_bool().unwrap_or(true))
+        {
+            if expected == "EPERM" {
+                docker_eperm.insert(name.to_string());
+            }
+        }
+    }
+    (mismatches, docker_eperm)
+}
+
+#[cfg(feature = "policy")]
+fn names(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(feature = "policy")]
+#[test]
+fn seccomp_sweep_matches_docker_default() {
+    if !can_start_tasks() {
+        return;
+    }
+    let caps = Capabilities::fargate_default();
+    let sweep = sweep(caps);
+    let (mismatches, docker_eperm) = compare_with_docker(&sweep, caps);
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    // The probe's own list of Docker's refusals (printed for embedders) is the one the
+    // JSON gives, and the task refuses exactly those with EPERM.
+    assert_eq!(names(&sweep["docker_refused"]), docker_eperm);
+    assert_eq!(names(&sweep["refused_eperm"]), docker_eperm);
+    assert!(names(&sweep["docker_refuses_but_allowed"]).is_empty());
+    for name in [
+        "mount",
+        "unshare",
+        "setns",
+        "bpf",
+        "keyctl",
+        "kexec_load",
+        "open_by_handle_at",
+    ] {
+        assert!(docker_eperm.contains(name), "{name}");
+    }
+    // What the crate adds to Docker: every x32 number EPERM, unassigned numbers ENOSYS.
+    for call in sweep["calls"].as_array().expect("calls") {
+        if call["x32"] == Value::Bool(true) {
+            assert_eq!(call["verdict"], "EPERM", "{call}");
+        } else if call["name"].is_null() {
+            assert_eq!(call["verdict"], "ENOSYS", "{call}");
+        }
+    }
+}
+
+#[cfg(feature = "policy")]
+#[test]
+fn seccomp_sweep_with_sys_ptrace_matches_docker() {
+    if !can_start_tasks() {
+        return;
+    }
+    let caps = Capabilities::fargate_default().with_sys_ptrace();
+    let with = sweep(caps);
+    let (mismatches, docker_eperm) = compare_with_docker(&with, caps);
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    assert_eq!(names(&with["refused_eperm"]), docker_eperm);
+    let without = sweep(Capabilities::fargate_default());
+    let unlocked: BTreeSet<String> = names(&without["refused_eperm"])
+        .difference(&names(&with["refused_eperm"]))
+        .cloned()
+        .collect();
+    let expected: BTreeSet<String> = ["kcmp", "pidfd_getfd", "process_madvise"]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        unlocked, expected,
+        "SYS_PTRACE unlocks only the ptrace family"
+    );
+    assert!(names(&with["refused_eperm"]).is_subset(&names(&without["refused_eperm"])));
+}
+
+/// A custom seccomp profile is what the sweep reports, too: the oracle asks the task's
+/// filters, whatever they are.
+#[test]
+fn sweep_reports_a_custom_profile() {
+    if !can_start_tasks() {
+        return;
+    }
+    let mut profile = SeccompProfile::docker_default().clone();
+    profile.push_rule(tasksandbox::seccomp::SyscallRule::new(
+        ["getcwd"],
+        Action::Errno(libc::EACCES as u32),
+    ));
+    let container = probe(&["sweep", "--json"]).seccomp(tasksandbox::SeccompPolicy::Profile(
+        std::sync::Arc::new(profile),
+    ));
+    let out = output(TaskSandbox::builder().container(container));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let getcwd = json["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .find(|c| c["name"] == "getcwd")
+        .expect("getcwd swept");
+    assert_eq!(getcwd["verdict"], "EACCES");
+}
+
+// --- The checks have teeth ------------------------------------------------------------
+
+#[test]
+fn the_probe_notices_syscalls_seccomp_lets_through() {
+    // A profile that allows what the default refuses: the checks must fail, and the
+    // oracle must say the calls reached the kernel.
+    if !can_start_tasks() {
+        return;
+    }
+    let opened = [
+        "keyctl",
+        "add_key",
+        "request_key",
+        "perf_event_open",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+    ];
+    let profile =
+        SeccompProfile::docker_default()
+            .clone()
+            .with_rule(tasksandbox::seccomp::SyscallRule::new(
+                opened,
+                Action::Allow,
+            ));
+    let container = probe(&[
+        "check",
+        "--json",
+        "--only",
+        "keyring,perf_event_open,io_uring",
+    ])
+    .seccomp(tasksandbox::SeccompPolicy::Profile(std::sync::Arc::new(
+        profile,
+    )));
+    let run = run_task(TaskSandbox::builder(), container);
+    assert!(!run.success, "the probe exits non-zero when a check fails");
+    for name in ["keyring", "perf_event_open", "io_uring"] {
+        let check = run.check(name);
+        assert_eq!(
+            check["pass"],
+            Value::Bool(false),
+            "{name}: {}",
+            check["summary"]
+        );
+        for (what, (_, layer)) in attempts(check) {
+            assert_eq!(layer.as_deref(), Some("kernel"), "{name}: {what}");
+        }
+    }
+}
+
+#[test]
+fn the_probe_notices_a_missing_user_namespace() {
+    if !can_start_tasks() {
+        return;
+    }
+    let run = run_task(
+        TaskSandbox::builder().user_namespace(tasksandbox::UserNamespace::Disabled),
+        probe(&[
+            "check",
+            "--json",
+            "--only",
+            "uid_gid_maps,namespaces,devices",
+        ]),
+    );
+    assert!(!run.success);
+    assert_eq!(run.check("uid_gid_maps")["pass"], Value::Bool(false));
+    assert_eq!(run.check("namespaces")["pass"], Value::Bool(false));
+    // The other namespaces and the minimal /dev are still there.
+    assert_passes(&run, "devices");
+    let ns = attempts(run.check("namespaces"));
+    assert_eq!(ns.get("user").map(|r| r.0.as_str()), Some("the host's"));
+    assert_eq!(ns.get("pid").map(|r| r.0.as_str()), Some("own"));
+}
