@@ -53,14 +53,18 @@ fn memory_bomb_is_oom_killed_in_its_cgroup_while_a_neighbour_carries_on() {
         .expect("bomb builds");
     let mut task = bomb.start().expect("bomb starts");
     let status = task.wait().expect("bomb ends");
-    assert_eq!(status, ExitStatus::OutOfMemory, "reported as out of memory");
+    assert_eq!(
+        status.status(),
+        ExitStatus::OutOfMemory,
+        "reported as out of memory"
+    );
     let stats = task.stats().expect("bomb stats");
     assert!(
-        stats.oom_kills >= 1,
+        stats.task.oom_kills >= 1,
         "the kill happened in the bomb's cgroup: {stats:?}"
     );
     assert!(
-        stats.memory_peak_bytes <= LIMIT_MIB << 20,
+        stats.task.memory_peak_bytes <= LIMIT_MIB << 20,
         "never charged more than its limit: {stats:?}"
     );
     drop(task);
@@ -73,7 +77,10 @@ fn memory_bomb_is_oom_killed_in_its_cgroup_while_a_neighbour_carries_on() {
         None,
         "neighbour still runs"
     );
-    assert_eq!(neighbour.stats().expect("neighbour stats").oom_kills, 0);
+    assert_eq!(
+        neighbour.stats().expect("neighbour stats").task.oom_kills,
+        0
+    );
     let out = neighbour.wait_with_output().expect("neighbour ends");
     assert!(out.status.success(), "{}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "alive\n");
@@ -100,7 +107,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
         .build()
         .expect("bomb builds");
     let mut task = bomb.start().expect("bomb starts");
-    let stdout = task.stdout.take().expect("piped stdout");
+    let stdout = task.take_stdout("probe").expect("piped stdout");
     // Every process of the bomb forks until the kernel says EAGAIN at the limit.
     let line = first_line(stdout, Duration::from_secs(20)).expect("the bomb hit a limit");
     assert!(
@@ -113,7 +120,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
     let mut at_limit = false;
     let mut most = 0;
     while Instant::now() < deadline {
-        let pids = task.stats().expect("stats").pids_current;
+        let pids = task.stats().expect("stats").task.pids_current;
         most = most.max(pids);
         assert!(pids <= LIMIT, "{pids} processes, limit {LIMIT}");
         if pids == LIMIT {
@@ -124,7 +131,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
     }
     assert!(at_limit, "the bomb filled its limit (most seen: {most})");
     for _ in 0..10 {
-        assert!(task.stats().expect("stats").pids_current <= LIMIT);
+        assert!(task.stats().expect("stats").task.pids_current <= LIMIT);
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -144,7 +151,7 @@ fn fork_bomb_stops_at_the_pids_limit() {
 
     task.kill().expect("kill");
     assert_eq!(
-        task.wait().expect("wait"),
+        task.wait().expect("wait").status(),
         ExitStatus::Signaled(libc::SIGKILL)
     );
 }
@@ -164,7 +171,7 @@ fn cpu_hog_is_held_to_its_quota() {
         .build()
         .expect("hog builds");
     let mut task = hog.start().expect("hog starts");
-    let stdout = task.stdout.take().expect("piped stdout");
+    let stdout = task.take_stdout("probe").expect("piped stdout");
     let line = first_line(stdout, Duration::from_secs(10)).expect("hog started");
     assert!(line.starts_with("spinning"), "{line}");
     std::thread::sleep(Duration::from_millis(300));
@@ -175,9 +182,15 @@ fn cpu_hog_is_held_to_its_quota() {
     // shows the quota is what holds the hog (up to five windows are measured).
     let mut windows = Vec::new();
     for _ in 0..5 {
-        let (u0, t0) = (task.stats().expect("stats").cpu_usage_ns, Instant::now());
+        let (u0, t0) = (
+            task.stats().expect("stats").task.cpu_usage_ns,
+            Instant::now(),
+        );
         std::thread::sleep(Duration::from_secs(1));
-        let (u1, t1) = (task.stats().expect("stats").cpu_usage_ns, Instant::now());
+        let (u1, t1) = (
+            task.stats().expect("stats").task.cpu_usage_ns,
+            Instant::now(),
+        );
         let used = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
         assert!(
             used <= quota * 1.15,

@@ -975,6 +975,10 @@ impl RunningTask {
                     .insert(spec.name.to_string(), cgroup.stats()?);
             }
         }
+        // cgroup v1 counts an OOM kill in the victim's cgroup only, v2 up the tree too:
+        // the task's count is at least the sum of its containers'.
+        let in_containers: u64 = stats.containers.values().map(|c| c.oom_kills).sum();
+        stats.task.oom_kills = stats.task.oom_kills.max(in_containers);
         Ok(stats)
     }
 
