@@ -163,6 +163,13 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     print!("{}", result.output);
     println!("guest exit status: {}", result.exit_code);
     println!("vmm {} after {:.2} s", exit.status, elapsed.as_secs_f64());
+    if let Some(stats) = &exit.stats {
+        println!(
+            "vmm cgroup: cpu {:.2} s, peak memory {} MiB",
+            stats.cpu_usage_ns as f64 / 1e9,
+            stats.memory_peak_bytes >> 20
+        );
+    }
     Ok(ExitCode::from(u8::try_from(result.exit_code).unwrap_or(1)))
 }
 

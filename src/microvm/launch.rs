@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cgroup::CgroupStats;
 use crate::process::{ExitStatus, RunningTask};
 
 use super::console::ConsoleLog;
@@ -50,6 +51,8 @@ pub struct LaunchContext {
     pub status: Option<ExitStatus>,
     /// Whether `wait` killed it at the timeout.
     pub timed_out: bool,
+    /// The jail's cgroup usage, read by `on_exit` before the cgroup goes.
+    pub stats: Option<CgroupStats>,
     readers: Vec<JoinHandle<()>>,
 }
 
@@ -98,6 +101,7 @@ impl LaunchContext {
 /// | post_spawn | `wait-for-boot-marker` | the spec's boot marker appears on the console within the boot timeout |
 /// | wait | `wait-vmm` | waits for the VMM to exit; kills it at the launch's timeout |
 /// | on_exit | `drain-console` | reads the console and stderr to their end |
+/// | on_exit | `collect-stats` | reads the jail cgroup's CPU time and peak memory |
 /// | cleanup | `stop-vmm` | kills and reaps the VMM if it still runs, removes the jail's cgroup |
 /// | cleanup | `remove-jail-dir` | removes the VM's host directory |
 pub fn default_hooks() -> Hooks {
@@ -117,6 +121,7 @@ pub fn default_hooks() -> Hooks {
         ),
         Hook::new("wait-vmm", Stage::Wait, wait_vmm),
         Hook::new("drain-console", Stage::OnExit, drain_console),
+        Hook::new("collect-stats", Stage::OnExit, collect_stats),
         Hook::new("stop-vmm", Stage::Cleanup, stop_vmm),
         Hook::new("remove-jail-dir", Stage::Cleanup, remove_jail_dir),
     ];
@@ -330,6 +335,11 @@ fn drain_console(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     Ok(())
 }
 
+fn collect_stats(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
+    ctx.stats = Some(ctx.require_task()?.stats()?);
+    Ok(())
+}
+
 fn stop_vmm(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     if let Some(mut task) = ctx.task.take() {
         if ctx.status.is_none() {
@@ -388,6 +398,8 @@ pub struct VmExit {
     pub console: String,
     /// What the VMM wrote to its standard error.
     pub vmm_stderr: String,
+    /// The jail cgroup's usage (CPU time, peak memory), if `on_exit` read it.
+    pub stats: Option<CgroupStats>,
 }
 
 impl MicroVm {
@@ -413,6 +425,7 @@ impl MicroVm {
                 timeout: None,
                 status: None,
                 timed_out: false,
+                stats: None,
                 readers: Vec::new(),
             },
             hooks: default_hooks(),
@@ -519,6 +532,7 @@ impl RunningVm {
             timed_out: self.ctx.timed_out,
             console: self.ctx.console.text(),
             vmm_stderr: self.ctx.vmm_stderr.text(),
+            stats: self.ctx.stats,
         })
     }
 
