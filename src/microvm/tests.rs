@@ -21,7 +21,12 @@ fn spec() -> VmSpec {
 #[test]
 fn sizes_come_from_the_task() {
     let vcpus = |cpu, mem| {
-        VmSpec::new("a", "/k", TaskSize::fargate(cpu, mem).expect("fargate size")).vcpu_count()
+        VmSpec::new(
+            "a",
+            "/k",
+            TaskSize::fargate(cpu, mem).expect("fargate size"),
+        )
+        .vcpu_count()
     };
     assert_eq!(vcpus(256, 512), 1);
     assert_eq!(vcpus(512, 1024), 1);
@@ -30,7 +35,10 @@ fn sizes_come_from_the_task() {
     assert_eq!(vcpus(4096, 8192), 4);
     assert_eq!(vcpus(16384, 32768), 16);
     let s = VmSpec::new("a", "/k", TaskSize::custom(1500, 300).expect("size"));
-    assert_eq!((s.vcpu_count(), s.memory_mib(), s.cpu_units()), (2, 300, Some(1500)));
+    assert_eq!(
+        (s.vcpu_count(), s.memory_mib(), s.cpu_units()),
+        (2, 300, Some(1500))
+    );
     let s = VmSpec::new("a", "/k", TaskSize::memory_only(64).expect("size"));
     assert_eq!((s.vcpu_count(), s.cpu_units()), (1, None));
 }
@@ -66,11 +74,18 @@ fn specs_are_validated() {
             "mac",
         ),
         (
-            spec().interface(NetInterface::new("eth0", "a-very-long-tap-name", [2, 0, 0, 0, 0, 1])),
+            spec().interface(NetInterface::new(
+                "eth0",
+                "a-very-long-tap-name",
+                [2, 0, 0, 0, 0, 1],
+            )),
             "tap",
         ),
         (spec().boot_marker("two\nlines"), "boot_marker"),
-        (spec().boot_timeout(std::time::Duration::ZERO), "boot_timeout"),
+        (
+            spec().boot_timeout(std::time::Duration::ZERO),
+            "boot_timeout",
+        ),
     ];
     for (spec, field) in bad {
         match spec.validate() {
@@ -96,26 +111,68 @@ fn accelerator_is_kvm_only_with_a_hardware_vendor_module() {
     };
     let ok = || Some(Ok(KVM_API_VERSION));
     let cases = [
-        (host(true, ok(), true, false, false), Accelerator::Kvm, "kvm_intel"),
-        (host(true, ok(), false, true, false), Accelerator::Kvm, "kvm_amd"),
-        // This build machine: a nested PVM /dev/kvm that answers the API.
-        (host(true, ok(), false, false, true), Accelerator::Tcg, "PVM"),
-        (host(false, None, false, false, false), Accelerator::Tcg, "no /dev/kvm"),
-        (host(false, None, true, false, false), Accelerator::Tcg, "no /dev/kvm"),
         (
-            host(true, Some(Err("cannot open /dev/kvm: EACCES".into())), true, false, false),
+            host(true, ok(), true, false, false),
+            Accelerator::Kvm,
+            "kvm_intel",
+        ),
+        (
+            host(true, ok(), false, true, false),
+            Accelerator::Kvm,
+            "kvm_amd",
+        ),
+        // This build machine: a nested PVM /dev/kvm that answers the API.
+        (
+            host(true, ok(), false, false, true),
+            Accelerator::Tcg,
+            "PVM",
+        ),
+        (
+            host(false, None, false, false, false),
+            Accelerator::Tcg,
+            "no /dev/kvm",
+        ),
+        (
+            host(false, None, true, false, false),
+            Accelerator::Tcg,
+            "no /dev/kvm",
+        ),
+        (
+            host(
+                true,
+                Some(Err("cannot open /dev/kvm: EACCES".into())),
+                true,
+                false,
+                false,
+            ),
             Accelerator::Tcg,
             "cannot open",
         ),
-        (host(true, Some(Ok(11)), true, false, false), Accelerator::Tcg, "API version 11"),
-        (host(true, ok(), false, false, false), Accelerator::Tcg, "neither"),
+        (
+            host(true, Some(Ok(11)), true, false, false),
+            Accelerator::Tcg,
+            "API version 11",
+        ),
+        (
+            host(true, ok(), false, false, false),
+            Accelerator::Tcg,
+            "neither",
+        ),
     ];
     for (host, accel, reason) in cases {
         let choice = AcceleratorChoice::decide(&host);
         assert_eq!(choice.accelerator, accel, "{host:?}");
-        assert!(choice.reason.contains(reason), "{host:?}: {}", choice.reason);
+        assert!(
+            choice.reason.contains(reason),
+            "{host:?}: {}",
+            choice.reason
+        );
         if accel == Accelerator::Tcg {
-            assert!(choice.reason.contains("falling back to TCG"), "{}", choice.reason);
+            assert!(
+                choice.reason.contains("falling back to TCG"),
+                "{}",
+                choice.reason
+            );
         }
     }
 }
@@ -136,11 +193,19 @@ fn qemu_adds_the_tcg_timer_options_only_under_tcg() {
         .plan(&spec().accelerator(Accelerator::Tcg))
         .expect("plans");
     let append = |plan: &VmmPlan| {
-        let i = plan.args.iter().position(|a| a == "-append").expect("-append");
+        let i = plan
+            .args
+            .iter()
+            .position(|a| a == "-append")
+            .expect("-append");
         plan.args[i + 1].clone()
     };
     for opt in TCG_KERNEL_ARGS {
-        assert!(append(&tcg).split(' ').any(|a| a == opt), "{}", append(&tcg));
+        assert!(
+            append(&tcg).split(' ').any(|a| a == opt),
+            "{}",
+            append(&tcg)
+        );
     }
     assert!(tcg.devices.is_empty());
     let kvm = Qemu::new().plan(&spec()).expect("plans");
@@ -232,7 +297,11 @@ fn vmm_profile_refuses_what_a_vmm_does_not_need() {
         ("mkdirat", [0; 6]),
     ];
     for (call, args) in refused {
-        assert_eq!(docker.decide(caps, nr(call), &args), Action::Allow, "{call}");
+        assert_eq!(
+            docker.decide(caps, nr(call), &args),
+            Action::Allow,
+            "{call}"
+        );
         assert_eq!(vmm.decide(caps, nr(call), &args), eperm, "{call}");
     }
     // What QEMU does, and what the launcher needs to exec it.
@@ -332,7 +401,10 @@ fn hooks_insert_replace_and_remove_by_name() {
     assert!(at("make-disk") < at("size-jail"));
 
     let old = hooks
-        .replace("wait-for-boot-marker", noop("wait-for-api", Stage::PostSpawn))
+        .replace(
+            "wait-for-boot-marker",
+            noop("wait-for-api", Stage::PostSpawn),
+        )
         .expect("replace");
     assert_eq!(old.name(), "wait-for-boot-marker");
     assert!(!hooks.contains("wait-for-boot-marker"));
@@ -343,7 +415,10 @@ fn hooks_insert_replace_and_remove_by_name() {
     );
 
     let removed = hooks.remove("check-network").expect("remove");
-    assert_eq!((removed.name(), removed.stage()), ("check-network", Stage::Validate));
+    assert_eq!(
+        (removed.name(), removed.stage()),
+        ("check-network", Stage::Validate)
+    );
     assert!(!hooks.contains("check-network"));
 }
 
@@ -426,7 +501,10 @@ fn a_launch_runs_every_stage_in_order() {
     let (vm, log) = recording_vm(None);
     let running = vm.start().expect("starts");
     let started = log.lock().expect("log").clone();
-    assert_eq!(started.last().map(String::as_str), Some("post_spawn:wait-for-boot-marker"));
+    assert_eq!(
+        started.last().map(String::as_str),
+        Some("post_spawn:wait-for-boot-marker")
+    );
     let exit = running.wait().expect("waits");
     assert_eq!(exit.status, ExitStatus::Exited(0));
     let log = log.lock().expect("log").clone();
@@ -465,10 +543,17 @@ fn a_failed_stage_stops_the_launch_and_cleans_up() {
 #[test]
 fn cleanup_runs_every_hook_even_after_a_failure() {
     let (vm, log) = recording_vm(Some("stop-vmm"));
-    let err = vm.start().expect("starts").wait().expect_err("cleanup fails");
+    let err = vm
+        .start()
+        .expect("starts")
+        .wait()
+        .expect_err("cleanup fails");
     assert!(matches!(err, MicrovmError::HookFailed { ref hook, .. } if hook == "stop-vmm"));
     let log = log.lock().expect("log").clone();
-    assert_eq!(log.last().map(String::as_str), Some("cleanup:remove-jail-dir"));
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("cleanup:remove-jail-dir")
+    );
 }
 
 #[test]
@@ -489,7 +574,11 @@ fn removed_spawn_is_reported_not_panicked() {
     for name in ["check-files", "check-devices", "make-jail-dir", "spawn-vmm"] {
         vm.hooks_mut().remove(name).expect("default hook");
     }
-    let err = vm.start().expect("nothing to wait for").wait().expect_err("no VMM");
+    let err = vm
+        .start()
+        .expect("nothing to wait for")
+        .wait()
+        .expect_err("no VMM");
     let MicrovmError::HookFailed { hook, source, .. } = err else {
         panic!("{err:?}");
     };
@@ -516,7 +605,7 @@ fn cpio_entries_are_newc() {
     };
     assert_eq!(field(&bytes, 1), 0o040755); // mode
     assert_eq!(field(&bytes, 11), 4); // "bin\0"
-    // Header (110) + "bin\0" = 114, padded to 116.
+                                      // Header (110) + "bin\0" = 114, padded to 116.
     let second = &bytes[116..];
     assert_eq!(&second[..6], b"070701");
     assert_eq!(field(second, 1), 0o100755);
@@ -555,7 +644,10 @@ fn static_elves_are_told_apart() {
 fn the_init_script_quotes_the_command() {
     let init = CommandInitramfs::new("/bin/busybox", ["sh", "-c", "echo 'hi'; exit 3"]);
     let script = init.init_script();
-    assert!(script.contains(r#"'sh' '-c' 'echo '\''hi'\''; exit 3'"#), "{script}");
+    assert!(
+        script.contains(r#"'sh' '-c' 'echo '\''hi'\''; exit 3'"#),
+        "{script}"
+    );
     assert!(script.ends_with("poweroff -f\n"));
     assert_eq!(shell_quote("a b"), "'a b'");
     let empty = CommandInitramfs::new("/bin/busybox", Vec::<String>::new());
