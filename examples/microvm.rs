@@ -96,7 +96,10 @@ fn cgroup_of(pid: u32) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let line = |pred: &dyn Fn(&str) -> bool| {
         text.lines()
-            .filter_map(|l| l.splitn(3, ':').nth(1).zip(l.splitn(3, ':').nth(2)))
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ':').skip(1);
+                parts.next().zip(parts.next())
+            })
             .find(|(ctrl, _)| pred(ctrl))
             .map(|(_, path)| path.to_string())
     };

@@ -1,27 +1,4 @@
-//! Named, ordered launch hooks.
-//!
-//! A launch runs eight [`Stage`]s in order: `validate` → `prepare` → `pre_spawn` →
-//! `spawn` → `post_spawn` → `wait` → `on_exit` → `cleanup`. Each stage holds named
-//! hooks, run in list order; the list is always sorted by stage. A runtime inserts its
-//! own hooks before or after a named one, replaces one by name, or removes it.
-//!
-//! ```
-//! use tasksandbox::microvm::{default_hooks, Hook, Stage};
-//!
-//! let mut hooks = default_hooks();
-//! hooks.insert_after(
-//!     "spawn-vmm",
-//!     Hook::new("log-pid", Stage::PostSpawn, |ctx| {
-//!         if let Some(task) = &ctx.task {
-//!             eprintln!("VMM pid {}", task.id());
-//!         }
-//!         Ok(())
-//!     }),
-//! )?;
-//! hooks.remove("check-network")?;
-//! assert!(hooks.names().contains(&"log-pid"));
-//! # Ok::<(), tasksandbox::microvm::MicrovmError>(())
-//! ```
+//! Named, ordered launch hooks: see [`Hooks`].
 
 use std::fmt;
 
@@ -128,7 +105,30 @@ impl Hook {
     }
 }
 
-/// The ordered hooks of a launch. See [the module documentation](self).
+/// Named, ordered launch hooks.
+///
+/// A launch runs eight [`Stage`]s in order: `validate` → `prepare` → `pre_spawn` →
+/// `spawn` → `post_spawn` → `wait` → `on_exit` → `cleanup`. Each stage holds named
+/// hooks, run in list order; the list is always sorted by stage. A runtime inserts its
+/// own hooks before or after a named one, replaces one by name, or removes it.
+///
+/// ```
+/// use tasksandbox::microvm::{default_hooks, Hook, Stage};
+///
+/// let mut hooks = default_hooks();
+/// hooks.insert_after(
+///     "spawn-vmm",
+///     Hook::new("log-pid", Stage::PostSpawn, |ctx| {
+///         if let Some(task) = &ctx.task {
+///             eprintln!("VMM pid {}", task.id());
+///         }
+///         Ok(())
+///     }),
+/// )?;
+/// hooks.remove("check-network")?;
+/// assert!(hooks.names().contains(&"log-pid"));
+/// # Ok::<(), tasksandbox::microvm::MicrovmError>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct Hooks {
     list: Vec<Hook>,

@@ -199,7 +199,7 @@ pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
         Action::Errno(libc::ENOSYS as u32),
     ));
     for cmd in [libc::TIOCSTI, libc::TIOCLINUX] {
-        if let Ok(cond) = ArgCondition::dword(1, ArgOp::Eq, cmd as u64) {
+        if let Ok(cond) = ArgCondition::dword(1, ArgOp::Eq, cmd) {
             profile.push_rule(
                 SyscallRule::new(["ioctl"], Action::Errno(libc::EPERM as u32)).with_arg(cond),
             );

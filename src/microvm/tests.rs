@@ -474,7 +474,7 @@ fn recording_vm(fail_at: Option<&'static str>) -> (MicroVm, Arc<Mutex<Vec<String
             .expect("listed");
         let log = Arc::clone(&log);
         let fail = fail_at == Some(name.as_str());
-        let own = format!("{name}");
+        let own = name.clone();
         vm.hooks_mut()
             .replace(
                 &name,
