@@ -682,3 +682,71 @@ fn console_log_waits_for_a_marker() {
     assert!(log.is_closed());
     assert_eq!(log.text(), "boot... ready\n");
 }
+
+// -- jail --------------------------------------------------------------------------
+
+#[test]
+fn launch_handles_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<MicroVm>();
+    send::<RunningVm>();
+    send::<Hooks>();
+    send::<MicrovmError>();
+}
+
+#[test]
+fn the_jail_directory_holds_the_plans_files() {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: giving the run directory to the jail's uid needs root");
+        return;
+    }
+    let base = tempfile::tempdir().expect("tempdir");
+    let plan = Firecracker::new()
+        .with_logs()
+        .plan(&spec().vsock(Vsock::new(3, "v.sock")))
+        .expect("plans");
+    let dir = JailDir::create(base.path(), "vm1", &plan, 101_000, 101_000).expect("creates");
+    let config = std::fs::metadata(dir.config_dir().join("firecracker.json")).expect("config");
+    assert_eq!((config.mode() & 0o777, config.uid()), (0o644, 0));
+    let log = std::fs::metadata(dir.run_dir().join("firecracker.log")).expect("log");
+    assert_eq!(
+        (log.mode() & 0o777, log.uid(), log.gid()),
+        (0o600, 101_000, 101_000)
+    );
+    let run = std::fs::metadata(dir.run_dir()).expect("run");
+    assert_eq!((run.mode() & 0o777, run.uid()), (0o700, 101_000));
+    assert_eq!(
+        dir.host_path(Path::new("/vm/run/v.sock")),
+        Some(dir.run_dir().join("v.sock"))
+    );
+    assert_eq!(dir.host_path(Path::new("/vm/kernel")), None);
+    let [config_vol, run_vol] = dir.volumes();
+    assert!(config_vol.is_read_only() && !run_vol.is_read_only());
+    assert_eq!(run_vol.destination(), Path::new(JAIL_RUN_DIR));
+    assert!(accessible(
+        &dir.config_dir().join("firecracker.json"),
+        101_000,
+        101_000,
+        false
+    )
+    .is_ok());
+    assert!(accessible(
+        &dir.run_dir().join("firecracker.log"),
+        101_000,
+        101_000,
+        true
+    )
+    .is_ok());
+    assert!(accessible(
+        &dir.run_dir().join("firecracker.log"),
+        101_001,
+        101_001,
+        false
+    )
+    .is_err());
+    dir.remove().expect("removes");
+    assert!(!dir.path().exists());
+    dir.remove().expect("removing twice is fine");
+}
