@@ -209,7 +209,7 @@ fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     for skipped in &task.report().not_applied {
         eprintln!("run: note: not applied: {skipped}");
     }
-    Ok(task.wait()?)
+    Ok(task.wait()?.status())
 }
 
 fn print_chain(err: &dyn std::error::Error) {

@@ -2,6 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::capabilities::Capabilities;
 use crate::seccomp::SeccompPolicy;
@@ -87,15 +88,146 @@ impl Volume {
 }
 
 /// Where a standard stream of the workload goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Stdio {
     /// The launcher's own stream.
     #[default]
     Inherit,
     /// `/dev/null`.
     Null,
-    /// A pipe whose other end the [`RunningTask`](crate::RunningTask) hands out.
+    /// A pipe whose other end the [`RunningTask`](crate::RunningTask) hands out
+    /// ([`RunningTask::take_stdout`](crate::RunningTask::take_stdout) and friends).
     Piped,
+    /// A host file, created if missing and appended to (for stdin: read). Opened by
+    /// the launcher at start, with the launcher's credentials.
+    File(PathBuf),
+    /// Lines go to the task's log sink
+    /// ([`TaskSandboxBuilder::log_sink`](crate::TaskSandboxBuilder::log_sink)), tagged
+    /// with the container and the stream; without a sink, to the launcher's own
+    /// stdout or stderr, prefixed with `[container] `. Output only.
+    Log,
+}
+
+/// When a container may start, relative to another container of the task (ECS's
+/// `dependsOn` conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Condition {
+    /// Once the other container has started.
+    Start,
+    /// Once the other container has exited, whatever its status (it must not be
+    /// essential).
+    Complete,
+    /// Once the other container has exited with code 0 (it must not be essential).
+    Success,
+    /// Once the other container's health check has passed (it needs one).
+    Healthy,
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Condition::Start => "START",
+            Condition::Complete => "COMPLETE",
+            Condition::Success => "SUCCESS",
+            Condition::Healthy => "HEALTHY",
+        })
+    }
+}
+
+/// A health-check command, run inside the container (as
+/// [`RunningTask::exec`](crate::RunningTask::exec) runs a command) every `interval`;
+/// exit code 0 is healthy. After `retries` failures in a row (not counting failures
+/// during `start_period`) the container is unhealthy; an unhealthy essential container
+/// stops the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub(crate) command: Vec<OsString>,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) start_period: Duration,
+}
+
+impl HealthCheck {
+    /// A health check running `command` with ECS's defaults: every 30 s, 5 s timeout,
+    /// 3 retries, no start period.
+    pub fn new<I, S>(command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        HealthCheck {
+            command: command.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            start_period: Duration::ZERO,
+        }
+    }
+
+    /// Time between two checks (more than zero).
+    #[must_use]
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// How long one check may run before it counts as failed (more than zero).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Failures in a row that make the container unhealthy (1 or more).
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Grace period after start during which failures do not count.
+    #[must_use]
+    pub fn start_period(mut self, period: Duration) -> Self {
+        self.start_period = period;
+        self
+    }
+}
+
+/// A secret: delivered as the file `/run/secrets/<name>` (mode 0400, owned by the
+/// container's user) on an in-memory filesystem private to the container, never
+/// through the environment. Its value never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub(crate) name: String,
+    pub(crate) value: Vec<u8>,
+}
+
+impl Secret {
+    /// A secret named `name` (letters, digits, `-`, `_`, `.`; the file name under
+    /// `/run/secrets`).
+    pub fn new(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Secret {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 /// One container of a task.
@@ -126,6 +258,13 @@ pub struct Container {
     pub(crate) stdin: Stdio,
     pub(crate) stdout: Stdio,
     pub(crate) stderr: Stdio,
+    pub(crate) essential: bool,
+    pub(crate) depends_on: Vec<(String, Condition)>,
+    pub(crate) health_check: Option<HealthCheck>,
+    pub(crate) storage_mounts: Vec<PathBuf>,
+    pub(crate) secrets: Vec<Secret>,
+    pub(crate) cpu_units: Option<u32>,
+    pub(crate) memory_limit: Option<u64>,
 }
 
 /// The `PATH` a container gets when its environment sets none.
@@ -151,6 +290,13 @@ impl Container {
             stdin: Stdio::Inherit,
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
+            essential: true,
+            depends_on: Vec::new(),
+            health_check: None,
+            storage_mounts: Vec::new(),
+            secrets: Vec::new(),
+            cpu_units: None,
+            memory_limit: None,
         }
     }
 
@@ -237,7 +383,10 @@ impl Container {
         self
     }
 
-    /// The hostname (the container name by default).
+    /// The hostname. The containers of a task share one UTS namespace, so they share
+    /// one hostname: the task's ([`TaskSandboxBuilder::hostname`](crate::TaskSandboxBuilder::hostname)),
+    /// else the first container's, else the first container's name. Two containers
+    /// asking for different hostnames is an error.
     #[must_use]
     pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
         self.hostname = Some(hostname.into());
@@ -279,8 +428,58 @@ impl Container {
         self
     }
 
-    /// The effective hostname.
-    pub(crate) fn effective_hostname(&self) -> &str {
-        self.hostname.as_deref().unwrap_or(&self.name)
+    /// Whether the task stops when this container exits (true by default, as in ECS).
+    /// A task needs at least one essential container.
+    #[must_use]
+    pub fn essential(mut self, essential: bool) -> Self {
+        self.essential = essential;
+        self
+    }
+
+    /// Starts this container only once `container` meets `condition`. If it never
+    /// can (it exited before becoming healthy, it failed where success was needed),
+    /// this container never starts and, if essential, the task stops.
+    #[must_use]
+    pub fn depends_on(mut self, container: impl Into<String>, condition: Condition) -> Self {
+        self.depends_on.push((container.into(), condition));
+        self
+    }
+
+    /// A health check (needed by dependents waiting for [`Condition::Healthy`]).
+    #[must_use]
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health_check = Some(check);
+        self
+    }
+
+    /// Mounts the task's ephemeral storage, read-write, at `path` (absolute, inside
+    /// the container). Every container that asks sees the same files.
+    #[must_use]
+    pub fn ephemeral_storage_at(mut self, path: impl Into<PathBuf>) -> Self {
+        self.storage_mounts.push(path.into());
+        self
+    }
+
+    /// Delivers a secret as `/run/secrets/<name>`.
+    #[must_use]
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secrets.push(secret);
+        self
+    }
+
+    /// A CPU ceiling for this container inside the task's, in CPU units (1024 = one
+    /// vCPU).
+    #[must_use]
+    pub fn cpu_units(mut self, units: u32) -> Self {
+        self.cpu_units = Some(units);
+        self
+    }
+
+    /// A memory ceiling for this container inside the task's, in bytes. Reaching it
+    /// OOM-kills inside this container only.
+    #[must_use]
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
     }
 }

@@ -215,6 +215,30 @@ pub enum ConfigError {
         /// The compiler's message.
         message: String,
     },
+    /// A `depends_on` entry that names no container of the task, the container
+    /// itself, a cycle, or a condition the other container cannot meet.
+    #[error("container {container:?}: depends_on {dependency:?} ({condition}): {reason}")]
+    Dependency {
+        /// The container with the dependency.
+        container: String,
+        /// The container it depends on.
+        dependency: String,
+        /// The condition.
+        condition: crate::container::Condition,
+        /// Why it cannot be.
+        reason: String,
+    },
+    /// No container of the task is essential.
+    #[error("a task needs at least one essential container")]
+    NoEssentialContainer,
+    /// A field of a container or of the task that is out of range or inconsistent.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Where: `task.stop_timeout`, `container "app": health_check.interval`, ...
+        field: String,
+        /// What is wrong, with the accepted range.
+        reason: String,
+    },
 }
 
 /// The step of the launch, inside the new task, that failed.
@@ -257,10 +281,19 @@ pub enum Step {
     Seccomp,
     /// Executing the command.
     Exec,
+    /// Entering the running container's namespaces (exec).
+    JoinNamespaces,
+    /// Creating the process inside them (exec).
+    Fork,
+    /// Entering a Landlock domain (containers without `SYS_PTRACE` in a task whose
+    /// containers share a pid namespace).
+    Landlock,
+    /// Mounting the task's ephemeral storage (task init).
+    Storage,
 }
 
 impl Step {
-    pub(crate) const ALL: [Step; 18] = [
+    pub(crate) const ALL: [Step; 22] = [
         Step::WaitForLauncher,
         Step::JoinCgroup,
         Step::NewSession,
@@ -279,6 +312,10 @@ impl Step {
         Step::NoNewPrivs,
         Step::Seccomp,
         Step::Exec,
+        Step::JoinNamespaces,
+        Step::Fork,
+        Step::Landlock,
+        Step::Storage,
     ];
 
     pub(crate) fn code(self) -> i32 {
@@ -313,6 +350,10 @@ impl fmt::Display for Step {
             Step::NoNewPrivs => "no_new_privs",
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",
+            Step::JoinNamespaces => "join the container's namespaces",
+            Step::Fork => "fork into the container",
+            Step::Landlock => "landlock domain",
+            Step::Storage => "ephemeral storage",
         };
         f.write_str(name)
     }

@@ -5,6 +5,8 @@ pub mod capabilities;
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod lifecycle;
+pub mod logs;
 pub mod microvm;
 pub mod mounts;
 pub mod namespaces;
@@ -16,11 +18,16 @@ pub mod task;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
 pub use cgroup::{CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit};
-pub use container::{Container, Stdio, User, Volume};
+pub use container::{Condition, Container, HealthCheck, Secret, Stdio, User, Volume};
 pub use error::{ConfigError, Error, LaunchError, Step};
+pub use lifecycle::{
+    ContainerExit, ContainerState, EventKind, Health, PidMode, StopReason, TaskEvent, TaskExit,
+    TaskStats,
+};
+pub use logs::{LogLine, LogSink, LogStream};
 pub use microvm::{MicroVm, MicrovmError, VmSpec, Vmm};
 pub use namespaces::{IdMap, UserNamespace};
 pub use process::{ExitStatus, Output, RunningTask};
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompPolicy, SeccompProfile};
-pub use size::{SizeError, TaskSize};
-pub use task::{Enforcement, EnforcementReport, TaskSandbox, TaskSandboxBuilder};
+pub use size::{EphemeralStorage, SizeError, TaskSize};
+pub use task::{ContainerReport, Enforcement, EnforcementReport, TaskSandbox, TaskSandboxBuilder};

@@ -77,12 +77,15 @@ pub(crate) enum MountOp {
     Touch { path: CString },
     /// `symlink`, existing entries allowed.
     Symlink { target: CString, link: CString },
-    /// A generated file.
+    /// A generated file, owned by `owner` (uid, gid inside the task) when given.
     WriteFile {
         path: CString,
         contents: Vec<u8>,
         mode: libc::mode_t,
+        owner: Option<(u32, u32)>,
     },
+    /// `chown` of a path (uid, gid inside the task).
+    Chown { path: CString, uid: u32, gid: u32 },
     /// Switch to `new_root` and detach the old root.
     PivotRoot { new_root: CString },
     /// Hide a path inside the new root: a read-only empty tmpfs over a directory, the
@@ -119,6 +122,7 @@ impl fmt::Display for MountOp {
                 write!(f, "symlink {} -> {}", show(link), show(target))
             }
             MountOp::WriteFile { path, .. } => write!(f, "write {}", show(path)),
+            MountOp::Chown { path, uid, gid } => write!(f, "chown {uid}:{gid} {}", show(path)),
             MountOp::PivotRoot { new_root } => write!(f, "pivot_root into {}", show(new_root)),
             MountOp::Mask { path } => write!(f, "mask {}", show(path)),
             MountOp::ReadOnlyPath { path } => write!(f, "make {} read-only", show(path)),
@@ -159,7 +163,15 @@ impl MountOp {
                 path,
                 contents,
                 mode,
-            } => sys::write_file(path, contents, *mode),
+                owner,
+            } => {
+                sys::write_file(path, contents, *mode)?;
+                match owner {
+                    Some((uid, gid)) => sys::chown(path, *uid, *gid),
+                    None => Ok(()),
+                }
+            }
+            MountOp::Chown { path, uid, gid } => sys::chown(path, *uid, *gid),
             MountOp::PivotRoot { new_root } => pivot_into(new_root),
             MountOp::Mask { path } => mask(path),
             MountOp::ReadOnlyPath { path } => {
@@ -231,7 +243,15 @@ pub(crate) struct RootContext<'a> {
     pub tmpfs_bytes: u64,
     /// Whether gid 5 (tty) exists inside the task, for devpts's `gid=5`.
     pub has_tty_gid: bool,
+    /// The task's hostname, for the generated `/etc/hosts` and `/etc/hostname`.
+    pub hostname: &'a str,
+    /// Where the task init mounts the ephemeral storage, in the mount namespace the
+    /// containers are cloned from.
+    pub storage: &'a Path,
 }
+
+/// Where secrets are delivered inside a container.
+pub const SECRETS_DIR: &str = "/run/secrets";
 
 fn cstring(container: &str, field: &'static str, bytes: &[u8]) -> Result<CString, ConfigError> {
     CString::new(bytes).map_err(|_| ConfigError::NulByte {
@@ -282,9 +302,15 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
         }
     };
 
-    // 2. Volumes, made read-only right after their bind unless asked otherwise.
+    // 2. Volumes, made read-only right after their bind unless asked otherwise, then
+    //    the task's ephemeral storage wherever this container asked for it.
+    let storage_volumes: Vec<Volume> = container
+        .storage_mounts
+        .iter()
+        .map(|dest| Volume::bind(ctx.storage, dest).read_write())
+        .collect();
     let mut destinations: Vec<&Path> = Vec::new();
-    for volume in &container.volumes {
+    for volume in container.volumes.iter().chain(&storage_volumes) {
         check_volume(name, volume, &destinations)?;
         destinations.push(&volume.destination);
         let dest = volume.destination.to_string_lossy();
@@ -320,6 +346,12 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
                 recursive: true,
             });
         }
+    }
+
+    // 2b. Secrets: files on a small private tmpfs, readable by the container's user
+    //     only, the directory made read-only once they are written.
+    if !container.secrets.is_empty() {
+        secrets(container, &root, &mut ops)?;
     }
 
     // 3. A minimal /dev: a small tmpfs holding binds of the host's harmless devices, a
@@ -545,7 +577,7 @@ fn default_root(
             mode,
         });
     }
-    let hostname = container.effective_hostname();
+    let hostname = ctx.hostname;
     let files: [(&str, String, libc::mode_t); 5] = [
         (
             "/etc/passwd",
@@ -570,8 +602,59 @@ fn default_root(
             path: at(path)?,
             contents: contents.into_bytes(),
             mode,
+            owner: None,
         });
     }
+    Ok(())
+}
+
+/// The operations delivering `container`'s secrets under [`SECRETS_DIR`] in `root`.
+fn secrets(container: &Container, root: &Path, ops: &mut Vec<MountOp>) -> Result<(), ConfigError> {
+    let name = container.name.as_str();
+    let c = |field, bytes: &[u8]| cstring(name, field, bytes);
+    if let Some(rootfs) = &container.rootfs {
+        ensure_mountpoint(name, rootfs, Path::new("run/secrets"), true)?;
+    }
+    let dir = join(root, SECRETS_DIR);
+    ops.push(MountOp::Mkdir {
+        path: c("secret", &join(root, "/run"))?,
+        mode: 0o755,
+    });
+    ops.push(MountOp::Mkdir {
+        path: c("secret", &dir)?,
+        mode: 0o755,
+    });
+    let total: usize = container.secrets.iter().map(|s| s.value.len()).sum();
+    // Room for every file plus a page each of slack; capped to what the secrets need.
+    let size = total + 4096 * (container.secrets.len() + 1);
+    ops.push(MountOp::Mount {
+        source: Some(c"secrets".into()),
+        target: c("secret", &dir)?,
+        fstype: Some(c"tmpfs".into()),
+        flags: SECURE,
+        data: Some(c("secret", format!("mode=0500,size={size}").as_bytes())?),
+    });
+    let (uid, gid) = (container.user.uid, container.user.gid);
+    for secret in &container.secrets {
+        let mut path = dir.clone();
+        path.push(b'/');
+        path.extend_from_slice(secret.name.as_bytes());
+        ops.push(MountOp::WriteFile {
+            path: c("secret", &path)?,
+            contents: secret.value.clone(),
+            mode: 0o400,
+            owner: Some((uid, gid)),
+        });
+    }
+    ops.push(MountOp::Chown {
+        path: c("secret", &dir)?,
+        uid,
+        gid,
+    });
+    ops.push(MountOp::ReadOnly {
+        target: c("secret", &dir)?,
+        recursive: false,
+    });
     Ok(())
 }
 
@@ -746,6 +829,8 @@ mod tests {
             mountpoint: Path::new("/run/tasksandbox/root"),
             tmpfs_bytes: 1 << 20,
             has_tty_gid: true,
+            hostname: "app",
+            storage: Path::new("/run/tasksandbox/storage"),
         }
     }
 

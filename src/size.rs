@@ -157,6 +157,65 @@ fn list<T: fmt::Display>(values: &[T]) -> String {
         .join(", ")
 }
 
+/// Fargate's ephemeral storage range, in GiB: 20 by default, up to 200.
+pub const FARGATE_STORAGE_GIB: std::ops::RangeInclusive<u64> = 20..=200;
+
+/// The task's ephemeral storage: one volume shared by its containers
+/// ([`Container::ephemeral_storage_at`](crate::Container::ephemeral_storage_at)),
+/// with a size limit; a write past it fails with `ENOSPC`.
+///
+/// The volume is an in-memory filesystem (tmpfs) private to the task: what is written
+/// counts against the memory of the container that wrote it, and is gone with the
+/// task. The limit is the filesystem's size, so it holds even when memory is larger.
+///
+/// ```
+/// use tasksandbox::EphemeralStorage;
+/// assert_eq!(EphemeralStorage::default().bytes(), 20 << 30);
+/// assert!(EphemeralStorage::fargate_gib(21).is_ok());
+/// assert!(EphemeralStorage::fargate_gib(201).is_err());
+/// assert_eq!(EphemeralStorage::custom_mib(8).unwrap().bytes(), 8 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EphemeralStorage {
+    bytes: u64,
+}
+
+impl Default for EphemeralStorage {
+    /// Fargate's default: 20 GiB.
+    fn default() -> Self {
+        EphemeralStorage { bytes: 20 << 30 }
+    }
+}
+
+impl EphemeralStorage {
+    /// A size from Fargate's range, 20..=200 GiB.
+    pub fn fargate_gib(gib: u64) -> Result<Self, SizeError> {
+        if !FARGATE_STORAGE_GIB.contains(&gib) {
+            return Err(SizeError::StorageOutOfRange {
+                value: format!("{gib} GiB"),
+                range: "20..=200 GiB on Fargate",
+            });
+        }
+        Ok(EphemeralStorage { bytes: gib << 30 })
+    }
+
+    /// Any size from 1 MiB to 1 TiB.
+    pub fn custom_mib(mib: u64) -> Result<Self, SizeError> {
+        if !(1..=(1 << 20)).contains(&mib) {
+            return Err(SizeError::StorageOutOfRange {
+                value: format!("{mib} MiB"),
+                range: "1 MiB..=1 TiB",
+            });
+        }
+        Ok(EphemeralStorage { bytes: mib << 20 })
+    }
+
+    /// The limit in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// A task size that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -185,6 +244,14 @@ pub enum SizeError {
     CpuOutOfRange {
         /// The CPU units asked for.
         cpu_units: u32,
+    },
+    /// An ephemeral storage size outside the accepted range.
+    #[error("ephemeral storage = {value} is out of range: {range}")]
+    StorageOutOfRange {
+        /// The size asked for, with its unit.
+        value: String,
+        /// The accepted range.
+        range: &'static str,
     },
     /// A free-form memory value below 6 MiB (or absurdly large).
     #[error("memory = {memory_mib} MiB is out of range: at least {MIN_MEMORY_MIB} MiB")]

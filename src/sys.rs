@@ -514,3 +514,343 @@ pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<Option
         }));
     }
 }
+
+/// `clone(flags | exit_signal)` with fork semantics, returning the child's pid (as the
+/// caller's pid namespace sees it) in the parent and 0 in the child. Used where the
+/// new process's pidfd cannot be given to the one who needs it (`CLONE_PARENT`).
+///
+/// # Safety
+/// As [`clone_pidfd`]: the child must keep to the post-fork rules.
+pub(crate) unsafe fn clone_plain(flags: c_ulong) -> SysResult<libc::pid_t> {
+    // SAFETY: with a null stack, clone behaves like fork; no pointer argument is used.
+    // The caller upholds the post-fork rules for the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    check_long(ret).map(|pid| pid as libc::pid_t)
+}
+
+/// `pidfd_open(2)`.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> SysResult<RawFd> {
+    // SAFETY: integer arguments.
+    check_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as c_ulong) })
+        .map(|fd| fd as RawFd)
+}
+
+/// `setns(2)`: with a pidfd and several `CLONE_NEW*` flags, joins those namespaces of
+/// that process at once.
+pub(crate) fn setns(fd: RawFd, flags: c_int) -> SysResult {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::setns(fd, flags) })
+}
+
+/// Closes every descriptor from 3 up except those in `keep` (sorted ascending).
+pub(crate) fn close_all_except(keep: &[RawFd]) -> SysResult {
+    let mut first: libc::c_uint = 3;
+    for &fd in keep {
+        let Ok(fd) = libc::c_uint::try_from(fd) else {
+            continue;
+        };
+        if fd < first {
+            continue;
+        }
+        if fd > first {
+            close_range(first, fd - 1)?;
+        }
+        first = fd + 1;
+    }
+    close_range(first, libc::c_uint::MAX)
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) -> SysResult {
+    // SAFETY: close_range only closes descriptors of this process.
+    match check_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as c_ulong) }) {
+        Ok(_) => Ok(()),
+        Err(Errno::ENOSYS) => {
+            // Kernels before 5.9: one close per possible descriptor up to a bound.
+            let last = last.min(65_536);
+            for fd in first..=last {
+                close(fd as RawFd);
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Blocks `SIGCHLD` for the calling thread and returns a close-on-exec, non-blocking
+/// signalfd that reports it.
+pub(crate) fn sigchld_fd() -> SysResult<RawFd> {
+    // SAFETY: sigset_t is plain old data; sigemptyset initializes it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t for all three calls.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut());
+    }
+    // SAFETY: set is valid; -1 asks for a new descriptor.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// Empties a non-blocking descriptor (a signalfd or eventfd) of what it holds.
+pub(crate) fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    loop {
+        // SAFETY: buf is a valid writable buffer of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+    }
+}
+
+/// `poll(2)` on `fds`, retrying on EINTR; `timeout_ms < 0` waits forever.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> SysResult<usize> {
+    loop {
+        // SAFETY: fds is a valid slice of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// One child reaped by [`reap_any`]: its pid and raw wait status.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reaped {
+    pub pid: libc::pid_t,
+    pub status: c_int,
+}
+
+/// `waitpid(-1, WNOHANG)`: one exited child of the caller, if any.
+pub(crate) fn reap_any() -> Option<Reaped> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
+    (pid > 0).then_some(Reaped { pid, status })
+}
+
+/// Maximum descriptors carried by one [`send_with_fds`] message.
+pub(crate) const MAX_PASSED_FDS: usize = 16;
+
+/// Control-message buffer big enough for [`MAX_PASSED_FDS`] descriptors, aligned as
+/// `cmsghdr` requires.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 128]);
+
+/// `sendmsg(2)` of `data` with `fds` attached (`SCM_RIGHTS`); no allocation.
+pub(crate) fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> SysResult {
+    if fds.len() > MAX_PASSED_FDS {
+        return Err(Errno::E2BIG);
+    }
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut cbuf = CmsgBuf([0; 128]);
+    // SAFETY: msghdr is plain old data; all-zero is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds);
+        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+        let space = unsafe { libc::CMSG_SPACE(bytes as u32) } as usize;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points to `space` bytes (≤ 128 for 16 fds), aligned for
+        // cmsghdr; CMSG_FIRSTHDR returns a pointer inside it, CMSG_DATA past its
+        // header, with room for `bytes` bytes.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
+            ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), bytes);
+        }
+    }
+    loop {
+        // SAFETY: msg describes valid buffers that outlive the call.
+        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return if n as usize == data.len() {
+                Ok(())
+            } else {
+                Err(Errno::EMSGSIZE)
+            };
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// `recvmsg(2)` of one message into `data`, with up to `fds.len()` passed descriptors
+/// stored (close-on-exec) in `fds`. Returns (bytes, descriptors); (0, 0) is EOF.
+pub(crate) fn recv_with_fds(
+    sock: RawFd,
+    data: &mut [u8],
+    fds: &mut [RawFd],
+) -> SysResult<(usize, usize)> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = CmsgBuf([0; 128]);
+    // SAFETY: msghdr is plain old data; all-zero is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.0.len();
+    let n = loop {
+        // SAFETY: msg describes valid writable buffers that outlive the call.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    };
+    let mut count = 0;
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed
+    // control messages; the CMSG_* macros walk them within that length.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let header = libc::CMSG_LEN(0) as usize;
+                let payload = ((*cmsg).cmsg_len as usize).saturating_sub(header);
+                let data = libc::CMSG_DATA(cmsg);
+                for i in 0..payload / std::mem::size_of::<RawFd>() {
+                    let mut fd: RawFd = -1;
+                    ptr::copy_nonoverlapping(
+                        data.add(i * std::mem::size_of::<RawFd>()),
+                        (&mut fd as *mut RawFd).cast::<u8>(),
+                        std::mem::size_of::<RawFd>(),
+                    );
+                    match fds.get_mut(count) {
+                        Some(slot) => {
+                            *slot = fd;
+                            count += 1;
+                        }
+                        // More than asked for: not ours to keep.
+                        None => close(fd),
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n, count))
+}
+
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: message boundaries kept, EOF
+/// when the other end is closed.
+pub(crate) fn seqpacket_pair() -> SysResult<(RawFd, RawFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// `chown(2)` (ids as the caller's user namespace sees them).
+pub(crate) fn chown(path: &CStr, uid: u32, gid: u32) -> SysResult {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::chown(path.as_ptr(), uid, gid) })
+}
+
+/// The pid, as this process's pid namespace sees it, of the process a pidfd refers
+/// to (the `Pid:` line of `/proc/self/fdinfo/<fd>`). Allocates: launcher side only.
+pub(crate) fn pidfd_pid(pidfd: RawFd) -> Option<libc::pid_t> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{pidfd}")).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|pid: &libc::pid_t| *pid > 0)
+}
+
+/// Puts the calling thread in a new Landlock domain whose only rule is that no block
+/// device node may be created (which a task cannot do anyway). What matters is the
+/// domain itself: the kernel refuses to let a process in a domain trace, or read the
+/// memory or `/proc` details of, any process outside it. Needs no_new_privs.
+pub(crate) fn landlock_own_domain() -> SysResult {
+    #[repr(C)]
+    struct RulesetAttr {
+        handled_access_fs: u64,
+    }
+    const LANDLOCK_ACCESS_FS_MAKE_BLOCK: u64 = 1 << 11;
+    let attr = RulesetAttr {
+        handled_access_fs: LANDLOCK_ACCESS_FS_MAKE_BLOCK,
+    };
+    // SAFETY: attr is a valid landlock_ruleset_attr prefix of the size passed (the
+    // kernel accepts the ABI 1 size).
+    let ruleset = check_long(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            &attr as *const RulesetAttr,
+            std::mem::size_of::<RulesetAttr>(),
+            0 as c_ulong,
+        )
+    })? as RawFd;
+    // SAFETY: ruleset is the descriptor just created; no flags.
+    let result = check_long(unsafe {
+        libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0 as c_ulong)
+    })
+    .map(drop);
+    close(ruleset);
+    result
+}
+
+/// The Landlock ABI version the kernel offers, if any.
+pub(crate) fn landlock_abi() -> Option<i64> {
+    const LANDLOCK_CREATE_RULESET_VERSION: c_ulong = 1;
+    // SAFETY: with the VERSION flag, the attribute pointer must be null and size 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (ret > 0).then_some(ret)
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a close-on-exec copy numbered `min` or above.
+pub(crate) fn dup_at_least(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
+    // SAFETY: duplicating a descriptor this process holds.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(new)
+    }
+}

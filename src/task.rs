@@ -1,21 +1,24 @@
 //! The typed front door: [`TaskSandbox::builder`] describes a task, `build()` checks
 //! everything and precomputes the launch, `start()` runs it.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, Capability};
 use crate::cgroup::{CgroupLimits, Limit};
-use crate::container::{Container, Stdio};
+use crate::container::{Condition, Container, HealthCheck, Stdio};
 use crate::error::{ConfigError, Error};
+use crate::lifecycle::{PidMode, TaskExit};
+use crate::logs::{LogLine, LogSink};
 use crate::mounts::RootContext;
 use crate::namespaces::{ResolvedIds, UserNamespace};
 use crate::process::plan::ChildPlan;
-use crate::process::{self, ExitStatus, Output, RunningTask};
-use crate::size::TaskSize;
+use crate::process::{self, Output, RunningTask};
+use crate::size::{EphemeralStorage, TaskSize};
 
 /// Fargate's default nofile ulimit.
 pub const DEFAULT_NOFILE: u64 = 65_535;
@@ -23,6 +26,10 @@ pub const DEFAULT_NOFILE: u64 = 65_535;
 pub const MAX_NOFILE: u64 = 1_048_576;
 /// The pids limit a task gets unless told otherwise.
 pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+/// ECS's default stop timeout: SIGTERM, then SIGKILL after this long.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// ECS's longest stop timeout.
+pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Whether every limit must be applied, or the task may start without the ones the
 /// host cannot give.
@@ -50,14 +57,33 @@ pub struct EnforcementReport {
     pub not_applied: Vec<String>,
     /// The nofile limit in force.
     pub nofile: u64,
-    /// The capability allowlist (the bounding set).
+    /// The capability allowlist (the bounding set) of the first container.
+    pub capabilities: Capabilities,
+    /// Number of seccomp filters installed (first container).
+    pub seccomp_filters: usize,
+    /// Whether the containers share one PID namespace.
+    pub pid_mode: PidMode,
+    /// What each container got.
+    pub containers: Vec<ContainerReport>,
+}
+
+/// What one container of a started task got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContainerReport {
+    /// The container.
+    pub name: String,
+    /// Its capability allowlist.
     pub capabilities: Capabilities,
     /// Number of seccomp filters installed.
     pub seccomp_filters: usize,
+    /// Whether it runs in its own Landlock domain (pid mode `task`, no
+    /// `SYS_PTRACE`), which keeps it from tracing its siblings.
+    pub landlock: bool,
 }
 
 /// Builder of a [`TaskSandbox`]; see [`TaskSandbox::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TaskSandboxBuilder {
     size: TaskSize,
     pids_limit: u64,
@@ -67,24 +93,55 @@ pub struct TaskSandboxBuilder {
     enforcement: Enforcement,
     cgroup_parent: PathBuf,
     runtime_dir: Option<PathBuf>,
+    pid_mode: PidMode,
+    ephemeral_storage: EphemeralStorage,
+    stop_timeout: Duration,
+    hostname: Option<String>,
+    log_sink: Option<LogSink>,
+}
+
+impl std::fmt::Debug for TaskSandboxBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSandboxBuilder")
+            .field("size", &self.size)
+            .field("pids_limit", &self.pids_limit)
+            .field("nofile", &self.nofile)
+            .field("containers", &self.containers)
+            .field("user_namespace", &self.user_namespace)
+            .field("enforcement", &self.enforcement)
+            .field("cgroup_parent", &self.cgroup_parent)
+            .field("runtime_dir", &self.runtime_dir)
+            .field("pid_mode", &self.pid_mode)
+            .field("ephemeral_storage", &self.ephemeral_storage)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("hostname", &self.hostname)
+            .field("log_sink", &self.log_sink.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
 }
 
 /// A validated task, ready to start any number of times.
 ///
 /// Building does all the work that does not depend on a particular start: checking
-/// every field, compiling the seccomp profile, resolving the command, laying out the
-/// root filesystem. [`TaskSandbox::start`] then only creates the cgroup and the
+/// every field, compiling the seccomp profiles, resolving the commands, laying out the
+/// root filesystems. [`TaskSandbox::start`] then only creates the cgroups and the
 /// processes.
 ///
 /// ```no_run
-/// use tasksandbox::{Container, TaskSandbox, TaskSize};
+/// use tasksandbox::{Condition, Container, TaskSandbox, TaskSize};
 ///
 /// let sandbox = TaskSandbox::builder()
 ///     .size(TaskSize::fargate(256, 512)?)
 ///     .container(Container::new("app").command(["/bin/echo", "hello from the task"]))
+///     .container(
+///         Container::new("sidecar")
+///             .command(["/bin/sleep", "1"])
+///             .essential(false)
+///             .depends_on("app", Condition::Start),
+///     )
 ///     .build()?;
-/// let status = sandbox.start()?.wait()?;
-/// assert!(status.success());
+/// let exit = sandbox.start()?.wait()?;
+/// assert!(exit.success());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -92,17 +149,54 @@ pub struct TaskSandbox {
     inner: Arc<Inner>,
 }
 
-/// The built task, shared by every start.
+/// One container of a built task.
 #[derive(Debug)]
-pub(crate) struct Inner {
+pub(crate) struct ContainerSpec {
+    pub name: Arc<str>,
     pub plan: ChildPlan,
+    pub stdio: [Stdio; 3],
+    pub essential: bool,
+    /// Dependencies, as indices into [`Inner::containers`].
+    pub depends_on: Vec<(usize, Condition)>,
+    pub health_check: Option<HealthCheck>,
+    /// Limits of the container's own cgroup inside the task's.
+    pub limits: CgroupLimits,
+}
+
+/// The task init's mount of the ephemeral storage.
+#[derive(Debug)]
+pub(crate) struct StoragePlan {
+    pub target: CString,
+    pub data: CString,
+}
+
+/// The built task, shared by every start.
+pub(crate) struct Inner {
+    pub containers: Vec<ContainerSpec>,
     pub ids: ResolvedIds,
     pub limits: CgroupLimits,
     pub best_effort: bool,
     pub cgroup_parent: PathBuf,
     pub nofile: u64,
-    pub nofile_note: Option<String>,
-    pub stdio: [Stdio; 3],
+    /// What will not be enforced, known at build (best effort only).
+    pub notes: Vec<String>,
+    pub pid_mode: PidMode,
+    pub stop_timeout: Duration,
+    pub hostname: Vec<u8>,
+    pub storage: Option<StoragePlan>,
+    pub log_sink: Option<LogSink>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("containers", &self.containers)
+            .field("ids", &self.ids)
+            .field("limits", &self.limits)
+            .field("pid_mode", &self.pid_mode)
+            .field("stop_timeout", &self.stop_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 static TASK_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -129,15 +223,32 @@ impl Inner {
         not_applied: Vec<Limit>,
     ) -> EnforcementReport {
         let mut notes: Vec<String> = not_applied.iter().map(|l| format!("{l} limit")).collect();
-        notes.extend(self.nofile_note.clone());
+        notes.extend(self.notes.iter().cloned());
+        let first = &self.containers[0].plan;
         EnforcementReport {
             user_namespace: self.ids.to_string(),
             cgroup,
             not_applied: notes,
             nofile: self.nofile,
-            capabilities: self.plan.capabilities,
-            seccomp_filters: self.plan.seccomp.programs().len(),
+            capabilities: first.capabilities,
+            seccomp_filters: first.seccomp.programs().len(),
+            pid_mode: self.pid_mode,
+            containers: self
+                .containers
+                .iter()
+                .map(|c| ContainerReport {
+                    name: c.name.to_string(),
+                    capabilities: c.plan.capabilities,
+                    seccomp_filters: c.plan.seccomp.programs().len(),
+                    landlock: c.plan.landlock,
+                })
+                .collect(),
         }
+    }
+
+    /// The index of the container named `name`.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.containers.iter().position(|c| &*c.name == name)
     }
 }
 
@@ -153,33 +264,40 @@ impl TaskSandbox {
             enforcement: Enforcement::Required,
             cgroup_parent: PathBuf::from("tasksandbox"),
             runtime_dir: None,
+            pid_mode: PidMode::Container,
+            ephemeral_storage: EphemeralStorage::default(),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            hostname: None,
+            log_sink: None,
         }
     }
 
-    /// Starts the task: a cgroup, new namespaces, the locked-down container process.
-    /// Fails only on what the host refuses, naming the step.
+    /// Starts the task: its cgroups, the task init holding its namespaces, then every
+    /// container whose dependencies allow (the others start as their conditions are
+    /// met). Fails only on what the host refuses, naming the step; a container whose
+    /// launch fails here fails the start, and nothing is left behind.
     pub fn start(&self) -> Result<RunningTask, Error> {
-        process::spawn(&self.inner, self.inner.stdio)
+        process::start(&self.inner, None)
     }
 
     /// Starts the task and waits for it to end.
-    pub fn status(&self) -> Result<ExitStatus, Error> {
+    pub fn status(&self) -> Result<TaskExit, Error> {
         self.start()?.wait()
     }
 
-    /// Starts the task with stdout and stderr piped (whatever the container said),
-    /// waits, and returns what it printed.
+    /// Starts the task with the first container's stdout and stderr piped, waits, and
+    /// returns what it printed (other containers' streams go where they were set to).
     pub fn output(&self) -> Result<Output, Error> {
-        let stdin = match self.inner.stdio[0] {
+        let stdin = match self.inner.containers[0].stdio[0] {
             Stdio::Inherit => Stdio::Null,
-            other => other,
+            ref other => other.clone(),
         };
-        process::spawn(&self.inner, [stdin, Stdio::Piped, Stdio::Piped])?.wait_with_output()
+        process::start(&self.inner, Some([stdin, Stdio::Piped, Stdio::Piped]))?.wait_with_output()
     }
 
-    /// The name of the task's container.
-    pub fn container_name(&self) -> &str {
-        &self.inner.plan.container
+    /// The names of the task's containers, in the order they were added.
+    pub fn container_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.containers.iter().map(|c| &*c.name)
     }
 }
 
@@ -207,10 +325,51 @@ impl TaskSandboxBuilder {
         self
     }
 
-    /// Adds a container. A task holds one container for now.
+    /// Adds a container. Containers start in the order added, each once its
+    /// dependencies are met.
     #[must_use]
     pub fn container(mut self, container: Container) -> Self {
         self.containers.push(container);
+        self
+    }
+
+    /// Whether containers share one PID namespace ([`PidMode::Container`] by
+    /// default).
+    #[must_use]
+    pub fn pid_mode(mut self, mode: PidMode) -> Self {
+        self.pid_mode = mode;
+        self
+    }
+
+    /// The size of the task's ephemeral storage (Fargate's 20 GiB by default).
+    #[must_use]
+    pub fn ephemeral_storage(mut self, storage: EphemeralStorage) -> Self {
+        self.ephemeral_storage = storage;
+        self
+    }
+
+    /// How long [`RunningTask::stop`] and an essential container's exit wait between
+    /// SIGTERM and SIGKILL (30 s by default, at most 120 s).
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// The task's hostname, shared by its containers (by default the first
+    /// container's hostname, or its name).
+    #[must_use]
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
+    }
+
+    /// Where lines of streams set to [`Stdio::Log`] go. Called on the task's log
+    /// thread; without a sink, lines go to the launcher's stdout/stderr prefixed with
+    /// `[container] `.
+    #[must_use]
+    pub fn log_sink(mut self, sink: impl Fn(&LogLine<'_>) + Send + Sync + 'static) -> Self {
+        self.log_sink = Some(Arc::new(sink));
         self
     }
 
@@ -236,9 +395,9 @@ impl TaskSandboxBuilder {
         self
     }
 
-    /// The directory holding the launcher's mount point for default root filesystems
-    /// (`/run/tasksandbox` for root, `$XDG_RUNTIME_DIR/tasksandbox` or
-    /// `/tmp/tasksandbox-<uid>` otherwise).
+    /// The directory holding the launcher's mount points for default root filesystems
+    /// and the ephemeral storage (`/run/tasksandbox` for root,
+    /// `$XDG_RUNTIME_DIR/tasksandbox` or `/tmp/tasksandbox-<uid>` otherwise).
     #[must_use]
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.runtime_dir = Some(dir.into());
@@ -247,72 +406,142 @@ impl TaskSandboxBuilder {
 
     /// Checks the whole definition and precomputes the launch.
     pub fn build(self) -> Result<TaskSandbox, ConfigError> {
-        let container = match self.containers.as_slice() {
-            [] => return Err(ConfigError::NoContainer),
-            [one] => one,
-            [first, rest @ ..] => {
-                if let Some(dup) = rest.iter().find(|c| c.name == first.name) {
-                    return Err(ConfigError::DuplicateContainer {
-                        name: dup.name.clone(),
-                    });
-                }
-                // Several containers per task share one boundary; until that lands a
-                // task runs its first container only, so refuse rather than ignore.
-                return Err(ConfigError::ContainerName {
-                    name: rest[0].name.clone(),
-                    reason: "a task runs one container in this version",
+        if self.containers.is_empty() {
+            return Err(ConfigError::NoContainer);
+        }
+        for (i, c) in self.containers.iter().enumerate() {
+            if self.containers[..i].iter().any(|o| o.name == c.name) {
+                return Err(ConfigError::DuplicateContainer {
+                    name: c.name.clone(),
                 });
             }
-        };
+        }
         if self.pids_limit == 0 {
             return Err(ConfigError::PidsLimit { value: 0 });
         }
-        validate_container(container)?;
+        if self.stop_timeout > MAX_STOP_TIMEOUT {
+            return Err(ConfigError::Invalid {
+                field: "task.stop_timeout".into(),
+                reason: format!(
+                    "{:?} is longer than the maximum, {}s",
+                    self.stop_timeout,
+                    MAX_STOP_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        for c in &self.containers {
+            validate_container(c, &self.size)?;
+        }
+        let depends = resolve_dependencies(&self.containers)?;
+        if !self.containers.iter().any(|c| c.essential) {
+            return Err(ConfigError::NoEssentialContainer);
+        }
+        let hostname = self.task_hostname()?;
 
         let (nofile, nofile_note) = self.resolve_nofile()?;
+        let mut notes: Vec<String> = nofile_note.into_iter().collect();
         let euid = nix::unistd::geteuid().as_raw();
         let egid = nix::unistd::getegid().as_raw();
         let ids = ResolvedIds::resolve(self.user_namespace, euid, egid)?;
         if let Some(count) = ids.count() {
-            if container.user.uid >= count || container.user.gid >= count {
+            if let Some(c) = self
+                .containers
+                .iter()
+                .find(|c| c.user.uid >= count || c.user.gid >= count)
+            {
                 return Err(ConfigError::UserNotMapped {
-                    container: container.name.clone(),
-                    uid: container.user.uid,
-                    gid: container.user.gid,
+                    container: c.name.clone(),
+                    uid: c.user.uid,
+                    gid: c.user.gid,
                     count,
                 });
             }
         }
 
         let runtime_dir = match self.runtime_dir {
-            Some(dir) if dir.is_absolute() => dir,
-            Some(dir) => return Err(ConfigError::RuntimeDir { path: dir }),
+            Some(ref dir) if dir.is_absolute() => dir.clone(),
+            Some(ref dir) => return Err(ConfigError::RuntimeDir { path: dir.clone() }),
             None => default_runtime_dir(euid),
         };
         let mountpoint = runtime_dir.join("root");
+        let storage_dir = runtime_dir.join("storage");
         let root = RootContext {
             mountpoint: &mountpoint,
             tmpfs_bytes: self.size.memory_bytes(),
             has_tty_gid: ids.has_gid(5),
+            hostname: &hostname,
+            storage: &storage_dir,
         };
-        let seccomp = container
-            .seccomp
-            .compile(container.capabilities)
-            .map_err(|e| ConfigError::Seccomp {
-                container: container.name.clone(),
-                message: e.to_string(),
-            })?;
-        let plan = ChildPlan::new(container, &root, ids.setgroups_allowed(), seccomp)?;
-        if container.rootfs.is_none() {
-            prepare_mountpoint(&runtime_dir, &mountpoint).map_err(|reason| {
-                ConfigError::RuntimeDir {
-                    path: PathBuf::from(format!("{} ({reason})", mountpoint.display())),
-                }
-            })?;
+        let mut containers = Vec::with_capacity(self.containers.len());
+        for (c, depends_on) in self.containers.iter().zip(depends) {
+            let seccomp = c
+                .seccomp
+                .compile(c.capabilities)
+                .map_err(|e| ConfigError::Seccomp {
+                    container: c.name.clone(),
+                    message: e.to_string(),
+                })?;
+            // Siblings that see each other's processes are kept apart by Landlock's
+            // ptrace scoping, unless this container opted into tracing them.
+            let mut landlock =
+                self.pid_mode == PidMode::Task && !c.capabilities.contains(Capability::SysPtrace);
+            if landlock
+                && crate::sys::landlock_abi().is_none()
+                && self.enforcement == Enforcement::BestEffort
+            {
+                landlock = false;
+                notes.push(format!(
+                    "landlock domain of container {:?} (the kernel has no Landlock): it can trace its siblings",
+                    c.name
+                ));
+            }
+            let plan = ChildPlan::new(c, &root, ids.setgroups_allowed(), seccomp, landlock)?;
+            containers.push(ContainerSpec {
+                name: Arc::from(c.name.as_str()),
+                plan,
+                stdio: [c.stdin.clone(), c.stdout.clone(), c.stderr.clone()],
+                essential: c.essential,
+                depends_on,
+                health_check: c.health_check.clone(),
+                limits: CgroupLimits {
+                    cpu_units: c.cpu_units,
+                    memory_bytes: c.memory_limit,
+                    pids_max: None,
+                },
+            });
         }
+        let needs_default_root = self.containers.iter().any(|c| c.rootfs.is_none());
+        let needs_storage = self.containers.iter().any(|c| !c.storage_mounts.is_empty());
+        for (needed, dir) in [
+            (needs_default_root, &mountpoint),
+            (needs_storage, &storage_dir),
+        ] {
+            if needed {
+                prepare_mountpoint(&runtime_dir, dir).map_err(|reason| {
+                    ConfigError::RuntimeDir {
+                        path: PathBuf::from(format!("{} ({reason})", dir.display())),
+                    }
+                })?;
+            }
+        }
+        let storage = if needs_storage {
+            let cstr = |v: &[u8]| {
+                CString::new(v).map_err(|_| ConfigError::RuntimeDir {
+                    path: storage_dir.clone(),
+                })
+            };
+            Some(StoragePlan {
+                target: cstr(storage_dir.as_os_str().as_bytes())?,
+                data: cstr(
+                    format!("mode=0755,size={}", self.ephemeral_storage.bytes()).as_bytes(),
+                )?,
+            })
+        } else {
+            None
+        };
         Ok(TaskSandbox {
             inner: Arc::new(Inner {
-                plan,
+                containers,
                 ids,
                 limits: CgroupLimits {
                     cpu_units: self.size.cpu_units(),
@@ -322,10 +551,39 @@ impl TaskSandboxBuilder {
                 best_effort: self.enforcement == Enforcement::BestEffort,
                 cgroup_parent: self.cgroup_parent,
                 nofile,
-                nofile_note,
-                stdio: [container.stdin, container.stdout, container.stderr],
+                notes,
+                pid_mode: self.pid_mode,
+                stop_timeout: self.stop_timeout,
+                hostname: hostname.into_bytes(),
+                storage,
+                log_sink: self.log_sink,
             }),
         })
+    }
+
+    /// The one hostname of the task's UTS namespace.
+    fn task_hostname(&self) -> Result<String, ConfigError> {
+        let mut chosen: Option<(&str, &str)> = self.hostname.as_deref().map(|h| ("task", h));
+        for c in &self.containers {
+            let Some(h) = c.hostname.as_deref() else {
+                continue;
+            };
+            match chosen {
+                None => chosen = Some((&c.name, h)),
+                Some((_, existing)) if existing == h => {}
+                Some((owner, existing)) => {
+                    return Err(ConfigError::Invalid {
+                        field: format!("container {:?}: hostname", c.name),
+                        reason: format!(
+                            "{h:?} differs from {existing:?} (set by {owner}): the containers of a task share one UTS namespace"
+                        ),
+                    })
+                }
+            }
+        }
+        let (owner, hostname) = chosen.unwrap_or(("task", self.containers[0].name.as_str()));
+        validate_hostname(owner, hostname)?;
+        Ok(hostname.to_string())
     }
 
     /// The nofile limit to set: the one asked for, or Fargate's default lowered to the
@@ -353,6 +611,77 @@ impl TaskSandboxBuilder {
             ))
         }
     }
+}
+
+/// Resolves every container's `depends_on` to indices, refusing unknown names, self
+/// references, cycles and conditions the dependency cannot meet.
+fn resolve_dependencies(
+    containers: &[Container],
+) -> Result<Vec<Vec<(usize, Condition)>>, ConfigError> {
+    let mut out = Vec::with_capacity(containers.len());
+    for c in containers {
+        let mut deps = Vec::with_capacity(c.depends_on.len());
+        for (dep, condition) in &c.depends_on {
+            let err = |reason: &str| ConfigError::Dependency {
+                container: c.name.clone(),
+                dependency: dep.clone(),
+                condition: *condition,
+                reason: reason.to_string(),
+            };
+            let Some(index) = containers.iter().position(|o| &o.name == dep) else {
+                return Err(err("no container of the task has this name"));
+            };
+            if *dep == c.name {
+                return Err(err("a container cannot depend on itself"));
+            }
+            let target = &containers[index];
+            match condition {
+                Condition::Complete | Condition::Success if target.essential => {
+                    return Err(err(
+                        "COMPLETE and SUCCESS need a non-essential container (an essential one ends the task when it exits)",
+                    ))
+                }
+                Condition::Healthy if target.health_check.is_none() => {
+                    return Err(err("HEALTHY needs a container with a health check"))
+                }
+                _ => {}
+            }
+            deps.push((index, *condition));
+        }
+        out.push(deps);
+    }
+    // Depth-first search for a cycle.
+    fn visit(
+        node: usize,
+        deps: &[Vec<(usize, Condition)>],
+        state: &mut [u8],
+        containers: &[Container],
+    ) -> Result<(), ConfigError> {
+        state[node] = 1;
+        for &(next, condition) in &deps[node] {
+            match state[next] {
+                1 => {
+                    return Err(ConfigError::Dependency {
+                        container: containers[node].name.clone(),
+                        dependency: containers[next].name.clone(),
+                        condition,
+                        reason: "the dependencies form a cycle".into(),
+                    })
+                }
+                0 => visit(next, deps, state, containers)?,
+                _ => {}
+            }
+        }
+        state[node] = 2;
+        Ok(())
+    }
+    let mut state = vec![0u8; containers.len()];
+    for node in 0..containers.len() {
+        if state[node] == 0 {
+            visit(node, &out, &mut state, containers)?;
+        }
+    }
+    Ok(out)
 }
 
 fn can_raise_rlimits() -> bool {
@@ -401,7 +730,7 @@ fn prepare_mountpoint(runtime_dir: &Path, mountpoint: &Path) -> Result<(), Strin
     Ok(())
 }
 
-fn validate_container(c: &Container) -> Result<(), ConfigError> {
+fn validate_container(c: &Container, size: &TaskSize) -> Result<(), ConfigError> {
     let name = c.name.as_str();
     let name_err = |reason| ConfigError::ContainerName {
         name: name.to_string(),
@@ -444,7 +773,99 @@ fn validate_container(c: &Container) -> Result<(), ConfigError> {
             path: c.working_dir.clone(),
         });
     }
-    validate_hostname(name, c.effective_hostname())
+    if let Some(h) = &c.hostname {
+        validate_hostname(name, h)?;
+    }
+    let invalid = |field: &str, reason: String| ConfigError::Invalid {
+        field: format!("container {name:?}: {field}"),
+        reason,
+    };
+    for (index, stdio) in [&c.stdin, &c.stdout, &c.stderr].into_iter().enumerate() {
+        let field = ["stdin", "stdout", "stderr"][index];
+        match stdio {
+            Stdio::Log if index == 0 => {
+                return Err(invalid(field, "Log is for output streams only".into()))
+            }
+            Stdio::File(path) if !path.is_absolute() => {
+                return Err(ConfigError::NotAbsolute {
+                    container: name.to_string(),
+                    field: "stdio file",
+                    path: path.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    for (i, secret) in c.secrets.iter().enumerate() {
+        let ok_name = !secret.name.is_empty()
+            && secret.name.len() <= 255
+            && secret.name != "."
+            && secret.name != ".."
+            && secret
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok_name {
+            return Err(invalid(
+                &format!("secrets[{i}]"),
+                format!(
+                    "name {:?} must be 1 to 255 letters, digits, `-`, `_` or `.` (a file name)",
+                    secret.name
+                ),
+            ));
+        }
+        if c.secrets[..i].iter().any(|s| s.name == secret.name) {
+            return Err(invalid(
+                &format!("secrets[{i}]"),
+                format!("name {:?} is used twice", secret.name),
+            ));
+        }
+    }
+    for path in &c.storage_mounts {
+        if !path.is_absolute() {
+            return Err(ConfigError::NotAbsolute {
+                container: name.to_string(),
+                field: "ephemeral storage mount",
+                path: path.clone(),
+            });
+        }
+    }
+    if let Some(check) = &c.health_check {
+        if check.command.first().is_none_or(|a| a.is_empty()) {
+            return Err(invalid("health_check.command", "is empty".into()));
+        }
+        for (field, value) in [("interval", check.interval), ("timeout", check.timeout)] {
+            if value.is_zero() {
+                return Err(invalid(
+                    &format!("health_check.{field}"),
+                    "must be more than zero".into(),
+                ));
+            }
+        }
+        if check.retries == 0 {
+            return Err(invalid("health_check.retries", "must be 1 or more".into()));
+        }
+    }
+    if let Some(units) = c.cpu_units {
+        let task = size.cpu_units().unwrap_or(crate::size::MAX_CPU_UNITS);
+        if units == 0 || units > task {
+            return Err(invalid(
+                "cpu_units",
+                format!("{units} must be 1..={task} (the task's CPU)"),
+            ));
+        }
+    }
+    if let Some(bytes) = c.memory_limit {
+        let task = size.memory_bytes();
+        let min = crate::size::MIN_MEMORY_MIB << 20;
+        if bytes < min || bytes > task {
+            return Err(invalid(
+                "memory_limit",
+                format!("{bytes} bytes must be {min}..={task} (the task's memory)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_hostname(container: &str, hostname: &str) -> Result<(), ConfigError> {

@@ -257,7 +257,7 @@ fn memory_hog_is_out_of_memory() {
         .build()
         .unwrap();
     let status = sandbox.status().unwrap();
-    assert_eq!(status, ExitStatus::OutOfMemory);
+    assert_eq!(status.status(), ExitStatus::OutOfMemory);
     assert_eq!(status.shell_code(), 137);
     // The same task within its limit runs to completion.
     let small = TaskSandbox::builder()
@@ -295,13 +295,16 @@ fn exit_codes_and_signals_come_back() {
         .container(Container::new("c").command(["/bin/sh", "-c", "exit 7"]))
         .build()
         .unwrap();
-    assert_eq!(code.status().unwrap(), ExitStatus::Exited(7));
+    assert_eq!(code.status().unwrap().status(), ExitStatus::Exited(7));
 
     let segv = TaskSandbox::builder()
         .container(probe(&["segv"]))
         .build()
         .unwrap();
-    assert_eq!(segv.status().unwrap(), ExitStatus::Signaled(libc::SIGSEGV));
+    assert_eq!(
+        segv.status().unwrap().status(),
+        ExitStatus::Signaled(libc::SIGSEGV)
+    );
 
     let sleeper = TaskSandbox::builder()
         .container(Container::new("s").command(["sleep", "60"]))
@@ -310,7 +313,10 @@ fn exit_codes_and_signals_come_back() {
     let mut task = sleeper.start().unwrap();
     assert_eq!(task.try_wait().unwrap(), None);
     task.kill().unwrap();
-    assert_eq!(task.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+    assert_eq!(
+        task.wait().unwrap().status(),
+        ExitStatus::Signaled(libc::SIGKILL)
+    );
 }
 
 #[test]

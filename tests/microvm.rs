@@ -88,6 +88,7 @@ fn guest() -> Option<Guest> {
 #[derive(Debug, Default, Clone)]
 struct Seen {
     pid: u32,
+    init_pid: u32,
     status: String,
     cgroup: String,
     namespaces_shared: Vec<String>,
@@ -130,6 +131,7 @@ fn observe(vm: &mut MicroVm) -> Arc<Mutex<Option<Seen>>> {
                     .collect();
                 let seen = Seen {
                     pid,
+                    init_pid: ctx.task.as_ref().map_or(0, |t| t.init_pid()),
                     status: read("status"),
                     cgroup: read("cgroup"),
                     namespaces_shared,
@@ -158,6 +160,12 @@ fn assert_nothing_left(seen: &Seen) {
         !stat.contains("qemu"),
         "the VMM process {} is still there: {stat}",
         seen.pid
+    );
+    assert_ne!(seen.init_pid, 0);
+    assert!(
+        !Path::new(&format!("/proc/{}", seen.init_pid)).exists(),
+        "the jail's task init {} is still there",
+        seen.init_pid
     );
     let rel = seen.cgroup_rel.as_ref().expect("the jail had a cgroup");
     let mut hierarchies = vec![PathBuf::from("/sys/fs/cgroup")];
@@ -246,7 +254,7 @@ fn jailed_qemu_boots_and_runs_a_command() {
         "{:?}",
         seen.namespaces_shared
     );
-    // Its cgroup is the jail's.
+    // Its cgroup is the jail's (or a child of it).
     let rel = seen
         .cgroup_rel
         .as_ref()
@@ -254,7 +262,9 @@ fn jailed_qemu_boots_and_runs_a_command() {
         .to_string_lossy()
         .into_owned();
     assert!(
-        seen.cgroup.lines().any(|l| l.ends_with(&format!("/{rel}"))),
+        seen.cgroup
+            .lines()
+            .any(|l| l.ends_with(&format!("/{rel}")) || l.contains(&format!("/{rel}/"))),
         "{rel} not in\n{}",
         seen.cgroup
     );

@@ -1,8 +1,11 @@
 //! Every refusal of `build()`, each naming the field and the value.
 
+use std::time::Duration;
+
 use tasksandbox::{
-    Capability, CapabilityError, ConfigError, Container, IdMap, SizeError, TaskSandbox, TaskSize,
-    UserNamespace, Volume,
+    Capability, CapabilityError, Condition, ConfigError, Container, EphemeralStorage, HealthCheck,
+    IdMap, Secret, SizeError, Stdio, TaskSandbox, TaskSandboxBuilder, TaskSize, UserNamespace,
+    Volume,
 };
 
 fn app() -> Container {
@@ -19,15 +22,156 @@ fn a_task_needs_a_container() {
 }
 
 #[test]
-fn one_container_per_task_for_now() {
-    let err = refuse(
-        TaskSandbox::builder()
-            .container(app())
-            .container(Container::new("side").command(["x"])),
-    );
-    assert!(err.to_string().contains("\"side\""), "{err}");
+fn container_names_are_unique() {
     let dup = refuse(TaskSandbox::builder().container(app()).container(app()));
     assert_eq!(dup, ConfigError::DuplicateContainer { name: "app".into() });
+}
+
+fn side() -> Container {
+    Container::new("side").command(["/bin/true"])
+}
+
+#[test]
+fn dependencies_must_be_satisfiable() {
+    let cases: [(TaskSandboxBuilder, &str); 6] = [
+        (
+            TaskSandbox::builder().container(app().depends_on("db", Condition::Start)),
+            "depends_on \"db\" (START): no container of the task has this name",
+        ),
+        (
+            TaskSandbox::builder().container(app().depends_on("app", Condition::Start)),
+            "a container cannot depend on itself",
+        ),
+        (
+            TaskSandbox::builder()
+                .container(app())
+                .container(side().depends_on("app", Condition::Success)),
+            "depends_on \"app\" (SUCCESS): COMPLETE and SUCCESS need a non-essential container",
+        ),
+        (
+            TaskSandbox::builder()
+                .container(app())
+                .container(side().depends_on("app", Condition::Healthy)),
+            "HEALTHY needs a container with a health check",
+        ),
+        (
+            TaskSandbox::builder()
+                .container(app().depends_on("side", Condition::Start))
+                .container(side().depends_on("app", Condition::Start)),
+            "the dependencies form a cycle",
+        ),
+        (
+            TaskSandbox::builder()
+                .container(app().essential(false))
+                .container(side().essential(false)),
+            "a task needs at least one essential container",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let err = refuse(builder).to_string();
+        assert!(
+            err.contains(expected),
+            "{err:?} should contain {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn task_level_limits() {
+    let err = refuse(
+        TaskSandbox::builder()
+            .stop_timeout(Duration::from_secs(121))
+            .container(app()),
+    );
+    assert!(
+        err.to_string()
+            .starts_with("task.stop_timeout: 121s is longer than the maximum, 120s"),
+        "{err}"
+    );
+    assert!(EphemeralStorage::fargate_gib(19).is_err());
+    assert_eq!(
+        EphemeralStorage::fargate_gib(201).unwrap_err().to_string(),
+        "ephemeral storage = 201 GiB is out of range: 20..=200 GiB on Fargate"
+    );
+    let err = refuse(
+        TaskSandbox::builder()
+            .size(TaskSize::custom(512, 256).unwrap())
+            .container(app().cpu_units(1024)),
+    );
+    assert_eq!(
+        err.to_string(),
+        "container \"app\": cpu_units: 1024 must be 1..=512 (the task's CPU)"
+    );
+    let err = refuse(
+        TaskSandbox::builder()
+            .size(TaskSize::custom(512, 256).unwrap())
+            .container(app().memory_limit(512 << 20)),
+    );
+    assert!(
+        err.to_string()
+            .contains("memory_limit: 536870912 bytes must be"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hostnames_secrets_health_checks_and_streams() {
+    let err = refuse(
+        TaskSandbox::builder()
+            .container(app().hostname("a"))
+            .container(side().hostname("b")),
+    );
+    assert!(
+        err.to_string()
+            .contains("the containers of a task share one UTS namespace"),
+        "{err}"
+    );
+    for bad in ["", "..", "a/b"] {
+        let err = refuse(TaskSandbox::builder().container(app().secret(Secret::new(bad, "x"))));
+        assert!(
+            err.to_string()
+                .starts_with("container \"app\": secrets[0]: name"),
+            "{err}"
+        );
+    }
+    let err = refuse(
+        TaskSandbox::builder().container(
+            app()
+                .secret(Secret::new("k", "1"))
+                .secret(Secret::new("k", "2")),
+        ),
+    );
+    assert!(
+        err.to_string()
+            .contains("secrets[1]: name \"k\" is used twice"),
+        "{err}"
+    );
+    let err = refuse(
+        TaskSandbox::builder().container(app().health_check(HealthCheck::new(["true"]).retries(0))),
+    );
+    assert!(
+        err.to_string()
+            .contains("health_check.retries: must be 1 or more"),
+        "{err}"
+    );
+    let err = refuse(TaskSandbox::builder().container(app().stdin(Stdio::Log)));
+    assert!(
+        err.to_string()
+            .contains("stdin: Log is for output streams only"),
+        "{err}"
+    );
+    let err = refuse(TaskSandbox::builder().container(app().ephemeral_storage_at("data")));
+    assert!(
+        err.to_string()
+            .contains("ephemeral storage mount \"data\" must be an absolute path"),
+        "{err}"
+    );
+    // A secret's value never shows in Debug output.
+    let debug = format!("{:?}", app().secret(Secret::new("token", "hunter2")));
+    assert!(
+        !debug.contains("hunter2") && debug.contains("<redacted>"),
+        "{debug}"
+    );
 }
 
 #[test]

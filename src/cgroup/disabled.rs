@@ -19,6 +19,10 @@ impl Active {
         match *self {}
     }
 
+    pub(super) fn attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        match *self {}
+    }
+
     pub(super) fn oom_kills(&self) -> u64 {
         match *self {}
     }

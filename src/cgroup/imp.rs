@@ -247,6 +247,30 @@ impl Active {
         Ok(super::Join::SelfAttach(files))
     }
 
+    /// Files a process writes `0` to in order to move itself in: v1 `tasks` in each
+    /// hierarchy, v2 `cgroup.procs`. The kernel checks the credentials of the opener
+    /// (the launcher), not of the writer.
+    pub(super) fn attach_files(&self) -> Result<Vec<OwnedFd>, CgroupError> {
+        let file = match self.version {
+            CgroupVersion::V1 => "tasks",
+            CgroupVersion::V2 => "cgroup.procs",
+        };
+        let mut files = Vec::with_capacity(self.members.len());
+        for member in &self.members {
+            let path = member.dir.join(file);
+            let opened = fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| CgroupError::Write {
+                    path,
+                    value: "0".to_string(),
+                    source,
+                })?;
+            files.push(OwnedFd::from(opened));
+        }
+        Ok(files)
+    }
+
     pub(super) fn oom_kills(&self) -> u64 {
         let Some(dir) = &self.memory else {
             return 0;

@@ -367,6 +367,15 @@ impl TaskCgroup {
         }
     }
 
+    /// Files a process writes `0` to in order to move itself into this cgroup, on v1
+    /// and v2 alike (empty when the `TaskCgroup` holds nothing).
+    pub(crate) fn attach_files(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        match &self.active {
+            Some(active) => active.attach_files(),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// How many of the task's processes the OOM killer has killed; 0 when unknown.
     pub(crate) fn oom_kills(&self) -> u64 {
         self.active.as_ref().map_or(0, |active| active.oom_kills())

@@ -229,12 +229,12 @@ fn spawn_vmm(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
         .sandbox(&ctx.spec.id, &ctx.plan, ctx.spec.serial_console)?;
     let mut task = sandbox.start()?;
     ctx.spawned_at = Some(Instant::now());
-    if let Some(stdout) = task.stdout.take() {
+    if let Some(stdout) = task.take_stdout(&ctx.spec.id) {
         ctx.readers.push(ctx.console.capture(stdout));
     } else {
         ctx.console.close();
     }
-    if let Some(stderr) = task.stderr.take() {
+    if let Some(stderr) = task.take_stderr(&ctx.spec.id) {
         ctx.readers.push(ctx.vmm_stderr.capture(stderr));
     } else {
         ctx.vmm_stderr.close();
@@ -264,7 +264,7 @@ fn wait_for_sockets(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
             if host.exists() {
                 break;
             }
-            if let Some(status) = ctx.require_task()?.try_wait()? {
+            if let Some(status) = ctx.require_task()?.try_wait()?.map(|e| e.status()) {
                 return Err(MicrovmError::VmmExited {
                     status,
                     waiting_for: format!("socket {}", socket.display()),
@@ -292,7 +292,7 @@ fn wait_for_boot_marker(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
         return Ok(());
     }
     if ctx.console.is_closed() {
-        let status = ctx.require_task()?.wait()?;
+        let status = ctx.require_task()?.wait()?.status();
         return Err(MicrovmError::VmmExited {
             status,
             waiting_for: format!("boot marker {marker:?}"),
@@ -310,14 +310,14 @@ fn wait_vmm(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     let deadline = timeout.map(|t| ctx.spawned_at.unwrap_or_else(Instant::now) + t);
     let task = ctx.require_task()?;
     let status = match deadline {
-        None => task.wait()?,
+        None => task.wait()?.status(),
         Some(deadline) => loop {
-            if let Some(status) = task.try_wait()? {
-                break status;
+            if let Some(exit) = task.try_wait()? {
+                break exit.status();
             }
             if Instant::now() >= deadline {
                 task.kill()?;
-                let status = task.wait()?;
+                let status = task.wait()?.status();
                 ctx.timed_out = true;
                 break status;
             }
@@ -336,7 +336,7 @@ fn drain_console(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
 }
 
 fn collect_stats(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
-    ctx.stats = Some(ctx.require_task()?.stats()?);
+    ctx.stats = Some(ctx.require_task()?.stats()?.task);
     Ok(())
 }
 
@@ -344,7 +344,7 @@ fn stop_vmm(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     if let Some(mut task) = ctx.task.take() {
         if ctx.status.is_none() {
             task.kill()?;
-            ctx.status = Some(task.wait()?);
+            ctx.status = Some(task.wait()?.status());
         }
         // Dropping the task removes its cgroup.
         drop(task);

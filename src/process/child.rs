@@ -15,14 +15,12 @@ use super::plan::ChildPlan;
 use crate::error::Step;
 use crate::sys;
 
-/// Descriptors the child uses, all opened by the parent before the fork.
+/// Descriptors the child uses, all opened by the launcher and passed to the task init,
+/// which cloned this child.
 pub(crate) struct ChildFds<'a> {
-    /// Read end of the pipe the parent writes one byte to once the id maps and the
-    /// cgroup are in place.
-    pub sync_read: RawFd,
     /// Write end of the close-on-exec pipe failures are reported on.
     pub error_write: RawFd,
-    /// Cgroup files to write `0` to, moving this process into the task cgroup.
+    /// Cgroup files to write `0` to, moving this process into its container cgroup.
     pub cgroup_join: &'a [RawFd],
     /// What becomes stdin, stdout and stderr (`-1`: keep the inherited one).
     pub stdio: [RawFd; 3],
@@ -48,7 +46,7 @@ pub(crate) struct Failure {
 impl Failure {
     pub(crate) const WIRE_LEN: usize = 12;
 
-    fn encode(&self) -> [u8; Self::WIRE_LEN] {
+    pub(crate) fn encode(&self) -> [u8; Self::WIRE_LEN] {
         let mut out = [0u8; Self::WIRE_LEN];
         let words = [self.step.code(), self.errno as i32, self.detail];
         for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
@@ -71,7 +69,7 @@ impl Failure {
     }
 }
 
-trait Context<T> {
+pub(crate) trait Context<T> {
     fn at(self, step: Step) -> Result<T, Failure>;
 }
 
@@ -92,46 +90,35 @@ pub(crate) fn main(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> ! {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
-    // Nothing more can be done if the parent is gone; the exit code says it anyway.
-    let _ = sys::write_all(fds.error_write, &failure.encode());
+    report_and_exit(fds.error_write, failure)
+}
+
+/// Writes `failure` to the error pipe and exits 127. Nothing more can be done if the
+/// launcher is gone; the exit code says it anyway.
+pub(crate) fn report_and_exit(error_write: RawFd, failure: Failure) -> ! {
+    let _ = sys::write_all(error_write, &failure.encode());
     sys::exit_now(127)
 }
 
 fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, Failure> {
-    // The namespaces (user, pid, mount, net, uts, ipc) were created by clone itself.
+    // Cloned by the task init, which is root of the task's user namespace and holds
+    // its network, IPC and UTS namespaces; this process got a new mount namespace (and,
+    // unless the task shares one, a new pid namespace) from that clone.
     sys::reset_signals();
 
-    // 1. Wait until the parent has written the uid/gid maps (and, where this process
-    //    cannot join the cgroup itself, moved it there). EOF means the parent gave
-    //    up: leave quietly.
-    let mut go = [0u8; 1];
-    match sys::read_full(fds.sync_read, &mut go).at(Step::WaitForLauncher)? {
-        1 => {}
-        _ => sys::exit_now(127),
-    }
-    sys::close(fds.sync_read);
-
-    // 2. Become root of the user namespace: the launcher's host ids are not mapped in
-    //    it, so until now this process could not even create a file.
-    if plan.setgroups {
-        sys::setgroups(&[]).at(Step::User)?;
-    }
-    sys::setresgid(0).at(Step::User)?;
-    sys::setresuid(0).at(Step::User)?;
-
-    // 3. Into the task cgroup, before anything of the workload's runs. This thread
-    //    moves itself, through files the launcher opened.
+    // 1. Into the container's cgroup, before anything of the workload's runs. This
+    //    thread moves itself, through files the launcher opened.
     for &fd in fds.cgroup_join {
         sys::write_all(fd, b"0").at(Step::JoinCgroup)?;
     }
 
-    // 4. A new session: no controlling terminal to push input into (TIOCSTI).
+    // 2. A new session: no controlling terminal to push input into (TIOCSTI).
     sys::setsid().at(Step::NewSession)?;
 
-    // 5. A cgroup namespace rooted at the task cgroup, now that we are in it.
+    // 3. A cgroup namespace rooted at the container's cgroup, now that we are in it.
     sys::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
 
-    // 6. The root filesystem, pivot_root, masked and read-only paths. Modes in the
+    // 4. The root filesystem, pivot_root, masked and read-only paths. Modes in the
     //    plan are exact, so no umask while building it.
     sys::umask(0);
     for (index, op) in plan.mounts.iter().enumerate() {
@@ -143,14 +130,10 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     }
     sys::umask(0o022);
 
-    // 7. Hostname and loopback in the task's own UTS and network namespaces.
-    sys::sethostname(&plan.hostname).at(Step::Hostname)?;
-    sys::loopback_up().at(Step::Loopback)?;
-
-    // 8. Resource limits the kernel keeps per process.
+    // 5. Resource limits the kernel keeps per process.
     sys::setrlimit(libc::RLIMIT_NOFILE, fds.nofile).at(Step::Rlimits)?;
 
-    // 9. Standard streams, then every other inherited descriptor closed at exec (the
+    // 6. Standard streams, then every other inherited descriptor closed at exec (the
     //    error pipe is close-on-exec already and stays usable until then).
     for (target, &fd) in fds.stdio.iter().enumerate() {
         if fd >= 0 {
@@ -159,12 +142,25 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     }
     close_other_fds(fds.nofile).at(Step::CloseFds)?;
 
-    // 10. The working directory, inside the new root.
+    // 7. The working directory, inside the new root.
     sys::chdir(&plan.working_dir).at(Step::WorkingDir)?;
 
-    // 11. Capabilities: the bounding set first (needs CAP_SETPCAP), then the user
-    //    switch (needs CAP_SETUID/SETGID; a non-root uid loses permitted and effective
-    //    here), then the exact sets, then nothing ambient.
+    // 8.-11. Capabilities, user, no_new_privs, Landlock, seccomp: the same sequence
+    //    an exec'd process goes through.
+    lock_down(plan)?;
+
+    // 12. Exec, trying each resolved path as execvp does.
+    exec_plan(plan, exec)
+}
+
+/// The last steps before exec, shared with processes exec'd into a running container
+/// (see [`super::exec`]): drop capabilities from the bounding set, switch to the
+/// container user, set the exact capability sets, no_new_privs, the Landlock domain if
+/// any, and seccomp last.
+pub(crate) fn lock_down(plan: &ChildPlan) -> Result<(), Failure> {
+    // Capabilities: the bounding set first (needs CAP_SETPCAP), then the user switch
+    // (needs CAP_SETUID/SETGID; a non-root uid loses permitted and effective here),
+    // then the exact sets, then nothing ambient.
     for &cap in &plan.bounding_drop {
         match sys::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0) {
             Ok(()) | Err(Errno::EINVAL) => {}
@@ -189,15 +185,25 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
     )
     .at(Step::Capabilities)?;
 
-    // 12. No privilege can be gained through exec from here on.
+    // No privilege can be gained through exec from here on.
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).at(Step::NoNewPrivs)?;
 
-    // 13. Seccomp last: every syscall above would be refused by the profile.
+    // A Landlock domain of its own: the kernel then refuses to let this process trace
+    // or inspect any process outside the domain (its siblings in a shared pid
+    // namespace). File access is unchanged: everything under / stays allowed.
+    if plan.landlock {
+        sys::landlock_own_domain().at(Step::Landlock)?;
+    }
+
+    // Seccomp last: every syscall above would be refused by the profile.
     for program in plan.seccomp.programs() {
         sys::seccomp_set_filter(program).at(Step::Seccomp)?;
     }
+    Ok(())
+}
 
-    // 14. Exec, trying each resolved path as execvp does.
+/// Execs the plan's program, trying each resolved path as execvp does.
+pub(crate) fn exec_plan(plan: &ChildPlan, exec: &ExecArgs) -> Result<Infallible, Failure> {
     let mut errno = Errno::ENOENT;
     for path in &plan.exec_candidates {
         match sys::execve(path, exec.argv, exec.envp) {
@@ -211,7 +217,7 @@ fn run(plan: &ChildPlan, fds: &ChildFds, exec: &ExecArgs) -> Result<Infallible, 
 
 /// Marks every descriptor above 2 close-on-exec: `close_range` where the kernel has it,
 /// else one `fcntl` per possible descriptor.
-fn close_other_fds(nofile: u64) -> Result<(), Errno> {
+pub(crate) fn close_other_fds(nofile: u64) -> Result<(), Errno> {
     match sys::cloexec_from(3) {
         Err(Errno::ENOSYS | Errno::EINVAL) => {
             let last = RawFd::try_from(nofile).unwrap_or(RawFd::MAX);

@@ -1,80 +1,56 @@
 //! The launcher: the parent's side of a start, and supervision of what it started.
 //!
-//! A start is one linear sequence (see [`spawn`]): make the cgroup, open the pipes,
-//! `clone` into new namespaces, write the id maps, put the child in the cgroup, let it
-//! go, and read back either EOF (it exec'd) or the step that failed.
+//! A start is one linear sequence (see [`start`]): make the cgroups, open the pipes
+//! and the control socket, `clone` the task init into new namespaces, write its id
+//! maps, let it go, and read back either EOF (ready) or the step that failed. Then each
+//! container whose dependencies allow is launched through the init
+//! ([`Control::launch`]), and a supervisor thread takes over the rest of the task's
+//! life (see [`supervise`]).
 
 mod child;
+mod exec;
+mod init;
 pub(crate) mod plan;
 mod supervise;
+mod wire;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 
 pub use supervise::{ExitStatus, Output, RunningTask};
 
-use self::child::{ChildFds, ExecArgs, Failure};
-use crate::cgroup::{Join, TaskCgroup};
+use self::child::{ExecArgs, Failure};
+use self::supervise::{Control, Shared};
+use crate::cgroup::{CgroupLimits, CgroupVersion, Join, TaskCgroup};
 use crate::container::Stdio;
 use crate::error::{Error, LaunchError, Step};
+use crate::lifecycle::PidMode;
 use crate::namespaces::{ResolvedIds, TASK_CLONE_FLAGS};
 use crate::sys;
 use crate::task::Inner;
 
-/// The parent ends of the workload's piped streams.
-#[derive(Default)]
-pub(crate) struct ParentStdio {
-    pub stdin: Option<File>,
-    pub stdout: Option<File>,
-    pub stderr: Option<File>,
+/// The cgroups of one started task: the task's, init's own leaf (cgroup v2 only,
+/// where processes may not sit in a cgroup that has children), and one per container.
+#[derive(Debug)]
+pub(crate) struct Cgroups {
+    pub task: TaskCgroup,
+    pub init: Option<TaskCgroup>,
+    pub containers: Vec<Option<TaskCgroup>>,
 }
 
-/// Opens what each standard stream of the child needs; returns the child's ends (kept
-/// open until the child has them) and the parent's.
-fn open_stdio(streams: [Stdio; 3]) -> Result<(Vec<OwnedFd>, [RawFd; 3], ParentStdio), Error> {
-    let mut keep = Vec::new();
-    let mut child_fds = [-1; 3];
-    let mut parent = ParentStdio::default();
-    for (index, stdio) in streams.into_iter().enumerate() {
-        let child_end = match stdio {
-            Stdio::Inherit => continue,
-            Stdio::Null => {
-                let flags = if index == 0 {
-                    OFlag::O_RDONLY
-                } else {
-                    OFlag::O_WRONLY
-                };
-                nix::fcntl::open(
-                    "/dev/null",
-                    flags | OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(|e| Error::host("open /dev/null", e))?
+impl Cgroups {
+    /// Removes every cgroup, innermost first.
+    fn destroy(self) {
+        let inner = self.containers.into_iter().flatten().chain(self.init);
+        for cgroup in inner.chain(std::iter::once(self.task)) {
+            if let Err(err) = cgroup.destroy() {
+                tracing::warn!(error = %err, "task cgroup not removed");
             }
-            Stdio::Piped => {
-                let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                    .map_err(|e| Error::host("create a stdio pipe", e))?;
-                let (child_end, parent_end) = if index == 0 {
-                    (read, write)
-                } else {
-                    (write, read)
-                };
-                let file = Some(File::from(parent_end));
-                match index {
-                    0 => parent.stdin = file,
-                    1 => parent.stdout = file,
-                    _ => parent.stderr = file,
-                }
-                child_end
-            }
-        };
-        let child_end = above_stdio(child_end)?;
-        child_fds[index] = child_end.as_raw_fd();
-        keep.push(child_end);
+        }
     }
-    Ok((keep, child_fds, parent))
 }
 
 /// Moves `fd` to a number above 2, so the child's `dup2` onto 0–2 cannot clobber it.
@@ -88,7 +64,7 @@ fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Error> {
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
-/// Writes the child's uid and gid maps (and `setgroups` policy).
+/// Writes the init's uid and gid maps (and `setgroups` policy).
 fn write_id_maps(pid: libc::pid_t, ids: &ResolvedIds) -> Result<(), Error> {
     let ResolvedIds::Mapped {
         map,
@@ -108,7 +84,7 @@ fn write_id_maps(pid: libc::pid_t, ids: &ResolvedIds) -> Result<(), Error> {
     write("gid_map", format!("0 {} {}\n", map.host_gid, map.count))
 }
 
-/// A child that has been cloned but not yet handed to a [`RunningTask`]: killed and
+/// A process that has been cloned but not yet handed to its owner: killed and
 /// reaped if the start fails half-way, unless disarmed.
 struct KillOnDrop<'a> {
     pidfd: &'a OwnedFd,
@@ -124,101 +100,188 @@ impl Drop for KillOnDrop<'_> {
     }
 }
 
-/// Starts the task's container.
-pub(crate) fn spawn(inner: &Inner, stdio: [Stdio; 3]) -> Result<RunningTask, Error> {
-    let plan = &inner.plan;
+/// Pointer arrays for `execve`, built from a plan's strings.
+fn pointers(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
 
-    // 1. The task cgroup, with every limit written before any process is in it.
-    let (cgroup, not_applied) = TaskCgroup::create(
+/// Makes the task's cgroups: the task's with its limits, init's leaf on v2, one per
+/// container with its own limits. Returns them with the limits not applied.
+fn create_cgroups(inner: &Inner) -> Result<(Cgroups, Vec<crate::cgroup::Limit>), Error> {
+    let (task, mut not_applied) = TaskCgroup::create(
         &inner.cgroup_parent,
         &inner.next_cgroup_name(),
         &inner.limits,
         inner.best_effort,
     )?;
+    let mut cgroups = Cgroups {
+        task,
+        init: None,
+        containers: Vec::with_capacity(inner.containers.len()),
+    };
+    let Some(rel) = cgroups.task.path().map(ToOwned::to_owned) else {
+        cgroups
+            .containers
+            .resize_with(inner.containers.len(), || None);
+        return Ok((cgroups, not_applied));
+    };
+    if matches!(crate::cgroup::detect(), Ok(CgroupVersion::V2)) {
+        let (init, _) =
+            TaskCgroup::create(&rel, "init", &CgroupLimits::default(), inner.best_effort)?;
+        cgroups.init = Some(init);
+    }
+    for container in &inner.containers {
+        // On error `cgroups` is dropped, which removes what was made so far.
+        let (cgroup, skipped) = TaskCgroup::create(
+            &rel,
+            &format!("ctr-{}", container.name),
+            &container.limits,
+            inner.best_effort,
+        )?;
+        not_applied.extend(skipped);
+        cgroups.containers.push(Some(cgroup));
+    }
+    not_applied.sort_unstable();
+    not_applied.dedup();
+    Ok((cgroups, not_applied))
+}
 
-    // 2. Pipes: one to release the child, one (close-on-exec) to hear its failure,
-    //    and the standard streams.
+/// Starts a task: cgroups, the task init, then every container whose dependencies
+/// allow. `first_stdio` replaces the first container's streams (for `output()`).
+pub(crate) fn start(
+    inner: &Arc<Inner>,
+    first_stdio: Option<[Stdio; 3]>,
+) -> Result<RunningTask, Error> {
+    // 1. The cgroups, with every limit written before any process is in them.
+    let (cgroups, not_applied) = create_cgroups(inner)?;
+    let init_cgroup = cgroups.init.as_ref().unwrap_or(&cgroups.task);
+
+    // 2. The control socket, a pipe to release init, a close-on-exec pipe to hear its
+    //    failure, and the files through which it joins its cgroup.
+    let (launcher_sock, init_sock) =
+        sys::seqpacket_pair().map_err(|e| Error::host("create the control socket", e))?;
+    // SAFETY: socketpair returned two new descriptors that nothing else owns.
+    let (launcher_sock, init_sock) = unsafe {
+        (
+            OwnedFd::from_raw_fd(launcher_sock),
+            OwnedFd::from_raw_fd(init_sock),
+        )
+    };
     let (sync_read, sync_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::host("create the sync pipe", e))?;
     let (error_read, error_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::host("create the error pipe", e))?;
-    let (child_stdio, stdio_fds, parent_stdio) = open_stdio(stdio)?;
-    let join = cgroup.join()?;
+    let join = init_cgroup.join()?;
     let join_fds: Vec<RawFd> = match &join {
         Join::SelfAttach(files) => files.iter().map(AsRawFd::as_raw_fd).collect(),
         Join::ByPid => Vec::new(),
     };
 
-    // 3. Everything the child touches, as plain pointers and integers.
-    let argv: Vec<*const libc::c_char> = plan
-        .argv
+    // 3. Everything init and the containers touch, as plain pointers and integers.
+    let strings: Vec<(Vec<*const libc::c_char>, Vec<*const libc::c_char>)> = inner
+        .containers
         .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
+        .map(|c| (pointers(&c.plan.argv), pointers(&c.plan.envp)))
         .collect();
-    let envp: Vec<*const libc::c_char> = plan
-        .envp
+    let exec_args: Vec<ExecArgs> = strings
         .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
+        .map(|(argv, envp)| ExecArgs { argv, envp })
         .collect();
-    let fds = ChildFds {
+    let mut pids: Vec<libc::pid_t> = vec![0; inner.containers.len()];
+    let mut keep: Vec<RawFd> = vec![
+        sync_read.as_raw_fd(),
+        error_write.as_raw_fd(),
+        init_sock.as_raw_fd(),
+    ];
+    keep.extend(&join_fds);
+    keep.sort_unstable();
+    let mut container_flags = libc::CLONE_NEWNS as libc::c_ulong;
+    if inner.pid_mode == PidMode::Container {
+        container_flags |= libc::CLONE_NEWPID as libc::c_ulong;
+    }
+    let args = init::InitArgs {
         sync_read: sync_read.as_raw_fd(),
         error_write: error_write.as_raw_fd(),
+        sock: init_sock.as_raw_fd(),
         cgroup_join: &join_fds,
-        stdio: stdio_fds,
+        keep: &keep,
+        setgroups: inner.ids.setgroups_allowed(),
+        hostname: &inner.hostname,
+        storage: inner.storage.as_ref(),
+        container_flags,
         nofile: inner.nofile,
     };
-    let exec = ExecArgs {
-        argv: &argv,
-        envp: &envp,
-    };
 
-    // 4. Clone into the new namespaces.
+    // 4. Clone the task init into the task's namespaces.
     let flags = TASK_CLONE_FLAGS | inner.ids.clone_flag();
-    // SAFETY: the child runs only `child::main`, which makes raw syscalls on data built
+    // SAFETY: the child runs only `init::main`, which makes raw syscalls on data built
     // above and never returns.
     let (pid, pidfd) = match unsafe { sys::clone_pidfd(flags) } {
-        Ok(sys::Cloned::Child) => child::main(plan, &fds, &exec),
+        Ok(sys::Cloned::Child) => init::main(&args, &inner.containers, &exec_args, &mut pids),
         Ok(sys::Cloned::Parent { pid, pidfd }) => {
             // SAFETY: CLONE_PIDFD gave us a new descriptor that nothing else owns.
             (pid, unsafe { OwnedFd::from_raw_fd(pidfd) })
         }
-        Err(errno) => return Err(Error::host("clone the task's first process", errno)),
+        Err(errno) => return Err(Error::host("clone the task init", errno)),
     };
     let mut guard = KillOnDrop {
         pidfd: &pidfd,
         armed: true,
     };
     let by_pid = matches!(join, Join::ByPid);
-    drop((sync_read, error_write, child_stdio, join));
+    drop((sync_read, error_write, init_sock, join, args, exec_args));
+    drop((strings, pids));
 
-    // 5. Id maps (and, where the child cannot join the cgroup itself, the cgroup),
-    //    then release the child.
+    // 5. Id maps (and, where init cannot join its cgroup itself, the cgroup), then
+    //    release init.
     write_id_maps(pid, &inner.ids)?;
     if by_pid {
-        cgroup.add_process(pid)?;
+        init_cgroup.add_process(pid)?;
     }
     sys::write_all(sync_write.as_raw_fd(), &[1])
-        .map_err(|e| Error::host("release the child", e))?;
+        .map_err(|e| Error::host("release the task init", e))?;
     drop(sync_write);
 
-    // 6. EOF on the error pipe: the child exec'd. Otherwise it says which step failed.
+    // 6. EOF on the error pipe: init is ready. Otherwise it says which step failed.
     let mut report = [0u8; Failure::WIRE_LEN];
     let n = sys::read_full(error_read.as_raw_fd(), &mut report)
-        .map_err(|e| Error::host("read the child's launch result", e))?;
+        .map_err(|e| Error::host("read the task init's set-up result", e))?;
     if n == Failure::WIRE_LEN {
-        // The guard kills and reaps what is left of the child.
-        return Err(launch_error(inner, Failure::decode(&report)).into());
+        return Err(init_error(Failure::decode(&report)).into());
     }
     guard.armed = false;
     drop(guard);
-    let report = inner.report(cgroup.path().map(ToOwned::to_owned), not_applied);
-    Ok(RunningTask::new(pid, pidfd, cgroup, parent_stdio, report))
+
+    // 7. The running task, then its first containers; a failure here drops the task,
+    //    which kills init (and so everything) and removes the cgroups.
+    let report = inner.report(cgroups.task.path().map(ToOwned::to_owned), not_applied);
+    let shared = Shared::new(Arc::clone(inner), pid, pidfd, cgroups, report)?;
+    let mut control = Control::new(launcher_sock, Arc::clone(&shared), first_stdio);
+    let mut task = RunningTask::new(shared);
+    control.start_ready()?;
+    task.supervise(control)?;
+    Ok(task)
 }
 
-fn launch_error(inner: &Inner, failure: Option<Failure>) -> LaunchError {
-    let container = inner.plan.container.clone();
+fn init_error(failure: Option<Failure>) -> LaunchError {
+    LaunchError {
+        container: "(task init)".to_string(),
+        step: failure.map_or(Step::WaitForLauncher, |f| f.step),
+        detail: failure
+            .is_none()
+            .then(|| "the task init sent a report that cannot be read".into()),
+        errno: failure.map_or(nix::errno::Errno::EIO, |f| f.errno),
+    }
+}
+
+/// The launch error of container `index` from its child's report.
+fn launch_error(inner: &Inner, index: usize, failure: Option<Failure>) -> LaunchError {
+    let plan = &inner.containers[index].plan;
+    let container = plan.container.clone();
     let Some(failure) = failure else {
         return LaunchError {
             container,
@@ -229,26 +292,22 @@ fn launch_error(inner: &Inner, failure: Option<Failure>) -> LaunchError {
     };
     let detail = usize::try_from(failure.detail)
         .ok()
-        .and_then(|i| inner.plan.mounts.get(i))
+        .and_then(|i| plan.mounts.get(i))
         .map(ToString::to_string)
         .or_else(|| match failure.step {
             Step::Exec => Some(format!(
                 "{} (tried {})",
-                inner
-                    .plan
-                    .argv
+                plan.argv
                     .first()
                     .map(|a| a.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                inner
-                    .plan
-                    .exec_candidates
+                plan.exec_candidates
                     .iter()
                     .map(|c| c.to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-            Step::WorkingDir => Some(inner.plan.working_dir.to_string_lossy().into_owned()),
+            Step::WorkingDir => Some(plan.working_dir.to_string_lossy().into_owned()),
             _ => None,
         });
     LaunchError {
@@ -257,4 +316,60 @@ fn launch_error(inner: &Inner, failure: Option<Failure>) -> LaunchError {
         detail,
         errno: failure.errno,
     }
+}
+
+/// A container's standard stream as the launcher prepared it: what the child gets,
+/// and the launcher's end, if any.
+pub(crate) enum PreparedStream {
+    /// Keep the init's (the launcher's) stream.
+    Inherit,
+    /// Give the child this descriptor; keep `parent` (a pipe's other end).
+    Child {
+        child: OwnedFd,
+        parent: Option<File>,
+    },
+}
+
+/// Opens what standard stream `index` of a container needs.
+pub(crate) fn prepare_stream(index: usize, stdio: &Stdio) -> Result<PreparedStream, Error> {
+    let input = index == 0;
+    let child = match stdio {
+        Stdio::Inherit => return Ok(PreparedStream::Inherit),
+        Stdio::Null => nix::fcntl::open(
+            "/dev/null",
+            if input {
+                OFlag::O_RDONLY
+            } else {
+                OFlag::O_WRONLY
+            } | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| Error::host("open /dev/null", e))?,
+        Stdio::File(path) => {
+            let flags = if input {
+                OFlag::O_RDONLY
+            } else {
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND
+            };
+            nix::fcntl::open(
+                path,
+                flags | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o640),
+            )
+            .map_err(|e| Error::host(format!("open {}", path.display()), e))?
+        }
+        Stdio::Piped | Stdio::Log => {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| Error::host("create a stdio pipe", e))?;
+            let (child, parent) = if input { (read, write) } else { (write, read) };
+            return Ok(PreparedStream::Child {
+                child: above_stdio(child)?,
+                parent: Some(File::from(parent)),
+            });
+        }
+    };
+    Ok(PreparedStream::Child {
+        child: above_stdio(child)?,
+        parent: None,
+    })
 }

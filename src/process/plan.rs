@@ -18,8 +18,6 @@ pub(crate) struct ChildPlan {
     pub container: String,
     /// The root filesystem operations, in order.
     pub mounts: Vec<MountOp>,
-    /// The hostname.
-    pub hostname: Vec<u8>,
     /// The working directory inside the new root.
     pub working_dir: CString,
     /// uid and gid inside the task.
@@ -38,6 +36,10 @@ pub(crate) struct ChildPlan {
     /// argv and envp strings.
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// Whether to enter a Landlock domain of its own (see [`PidMode::Task`]).
+    ///
+    /// [`PidMode::Task`]: crate::PidMode::Task
+    pub landlock: bool,
 }
 
 /// Highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`).
@@ -65,6 +67,7 @@ impl ChildPlan {
         root: &RootContext,
         setgroups: bool,
         seccomp: Arc<CompiledSeccomp>,
+        landlock: bool,
     ) -> Result<Self, ConfigError> {
         let name = container.name.as_str();
         let argv = container
@@ -72,7 +75,7 @@ impl ChildPlan {
             .iter()
             .map(|a| cstring(name, "command", a))
             .collect::<Result<Vec<_>, _>>()?;
-        let envp = environment(container)?;
+        let envp = environment(container, root.hostname)?;
         let path_var = container
             .env
             .iter()
@@ -89,7 +92,6 @@ impl ChildPlan {
         Ok(ChildPlan {
             container: name.to_string(),
             mounts: mounts::plan(container, root)?,
-            hostname: container.effective_hostname().as_bytes().to_vec(),
             working_dir: cstring(name, "working_dir", container.working_dir.as_os_str())?,
             uid: container.user.uid,
             gid: container.user.gid,
@@ -100,18 +102,60 @@ impl ChildPlan {
             exec_candidates,
             argv,
             envp,
+            landlock,
+        })
+    }
+}
+
+impl ChildPlan {
+    /// The plan of a process exec'd into this container: the same user,
+    /// capabilities, Landlock domain, seccomp filter, environment and working
+    /// directory, running `command` (looked up in the container's `PATH`), with no
+    /// mounts (it joins the container's mount namespace).
+    pub(crate) fn for_exec(&self, command: &[OsString]) -> Result<ChildPlan, ConfigError> {
+        let name = self.container.as_str();
+        let program =
+            command
+                .first()
+                .filter(|p| !p.is_empty())
+                .ok_or(ConfigError::EmptyCommand {
+                    container: name.to_string(),
+                })?;
+        let argv = command
+            .iter()
+            .map(|a| cstring(name, "command", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let path_var = self
+            .envp
+            .iter()
+            .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(DEFAULT_PATH.as_bytes());
+        Ok(ChildPlan {
+            container: self.container.clone(),
+            mounts: Vec::new(),
+            working_dir: self.working_dir.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            setgroups: self.setgroups,
+            bounding_drop: self.bounding_drop.clone(),
+            capabilities: self.capabilities,
+            seccomp: Arc::clone(&self.seccomp),
+            exec_candidates: resolve_program(name, program, path_var)?,
+            argv,
+            envp: self.envp.clone(),
+            landlock: self.landlock,
         })
     }
 }
 
 /// The workload's environment: what the container sets, plus `PATH`, `HOSTNAME` and
 /// `HOME` where it sets none.
-fn environment(container: &Container) -> Result<Vec<CString>, ConfigError> {
+fn environment(container: &Container, hostname: &str) -> Result<Vec<CString>, ConfigError> {
     let name = container.name.as_str();
     let mut vars: Vec<(OsString, OsString)> = container.env.clone();
     let defaults = [
         ("PATH", DEFAULT_PATH.to_string()),
-        ("HOSTNAME", container.effective_hostname().to_string()),
+        ("HOSTNAME", hostname.to_string()),
         (
             "HOME",
             if container.user.is_root() {
@@ -186,7 +230,7 @@ mod tests {
             .command(["x"])
             .env("PATH", "/opt/bin")
             .env("A", "1");
-        let env: Vec<String> = environment(&c)
+        let env: Vec<String> = environment(&c, "web")
             .unwrap()
             .into_iter()
             .map(|s| s.into_string().unwrap())
