@@ -251,6 +251,7 @@ pub struct Container {
     pub(crate) rootfs: Option<PathBuf>,
     pub(crate) readonly_rootfs: bool,
     pub(crate) volumes: Vec<Volume>,
+    pub(crate) devices: Vec<PathBuf>,
     pub(crate) hostname: Option<String>,
     pub(crate) capabilities: Capabilities,
     pub(crate) seccomp: SeccompPolicy,
@@ -282,6 +283,7 @@ impl Container {
             rootfs: None,
             readonly_rootfs: false,
             volumes: Vec::new(),
+            devices: Vec::new(),
             hostname: None,
             capabilities: Capabilities::fargate_default(),
             seccomp: SeccompPolicy::Default,
@@ -367,6 +369,17 @@ impl Container {
     #[must_use]
     pub fn volume(mut self, volume: Volume) -> Self {
         self.volumes.push(volume);
+        self
+    }
+
+    /// Binds the host's device node `path` (for example `/dev/kvm` or `/dev/net/tun`)
+    /// into the container's `/dev`, at the same path. The node keeps the host's owner
+    /// and mode, so the container's user must be allowed to open it there; no
+    /// capability or cgroup rule is added. `build()` checks that `path` is a character
+    /// device under `/dev` other than the minimal set the container always gets.
+    #[must_use]
+    pub fn device(mut self, path: impl Into<PathBuf>) -> Self {
+        self.devices.push(path.into());
         self
     }
 

@@ -7,6 +7,7 @@ pub mod container;
 pub mod error;
 pub mod lifecycle;
 pub mod logs;
+pub mod microvm;
 pub mod mounts;
 pub mod namespaces;
 mod process;
@@ -24,6 +25,7 @@ pub use lifecycle::{
     TaskStats,
 };
 pub use logs::{LogLine, LogSink, LogStream};
+pub use microvm::{MicroVm, MicrovmError, VmSpec, Vmm};
 pub use namespaces::{IdMap, UserNamespace};
 pub use process::{ExitStatus, Output, RunningTask};
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompPolicy, SeccompProfile};

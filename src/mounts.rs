@@ -377,6 +377,31 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
             data: None,
         });
     }
+    // Device nodes the container asked for, bound from the host at the same path.
+    for device in &container.devices {
+        check_device(name, device, &container.devices)?;
+        let inside = device.to_string_lossy();
+        let mut prefix = root.join("dev");
+        let parts: Vec<_> = device.components().skip(2).collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            prefix.push(part);
+            ops.push(MountOp::Mkdir {
+                path: c("device", prefix.as_os_str().as_bytes())?,
+                mode: 0o755,
+            });
+        }
+        let target = at(&inside)?;
+        ops.push(MountOp::Touch {
+            path: target.clone(),
+        });
+        ops.push(MountOp::Mount {
+            source: Some(c("device", device.as_os_str().as_bytes())?),
+            target,
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+        });
+    }
     for dir in ["/dev/pts", "/dev/shm", "/dev/mqueue"] {
         ops.push(MountOp::Mkdir {
             path: at(dir)?,
@@ -702,6 +727,54 @@ fn check_rootfs(container: &str, rootfs: &Path) -> Result<(), ConfigError> {
     }
 }
 
+/// A device node the container asked for: an absolute, plain path under `/dev`, a
+/// character device on the host, not one the minimal `/dev` already has, asked once.
+fn check_device(container: &str, device: &Path, all: &[PathBuf]) -> Result<(), ConfigError> {
+    use std::os::unix::fs::FileTypeExt;
+    let err = |reason: String| ConfigError::Volume {
+        container: container.to_string(),
+        source_path: device.to_path_buf(),
+        destination: device.to_path_buf(),
+        reason,
+    };
+    let plain = device
+        .components()
+        .skip(1)
+        .all(|c| matches!(c, Component::Normal(_)));
+    if !device.is_absolute()
+        || !plain
+        || !device.starts_with("/dev")
+        || device.components().count() < 3
+    {
+        return Err(err(
+            "a device must be an absolute path under /dev without `.` or `..`".into(),
+        ));
+    }
+    if device.as_os_str().as_bytes().contains(&0) {
+        return Err(err("contains a NUL byte".into()));
+    }
+    let reserved = [
+        "pts", "shm", "mqueue", "ptmx", "fd", "stdin", "stdout", "stderr",
+    ];
+    if let Some(Component::Normal(first)) = device.components().nth(2) {
+        if DEVICES
+            .iter()
+            .chain(reserved.iter())
+            .any(|d| first == std::ffi::OsStr::new(d))
+        {
+            return Err(err("the minimal /dev already provides this path".into()));
+        }
+    }
+    if all.iter().filter(|d| *d == device).count() > 1 {
+        return Err(err("the device is asked for twice".into()));
+    }
+    match fs::symlink_metadata(device) {
+        Ok(meta) if meta.file_type().is_char_device() => Ok(()),
+        Ok(_) => Err(err("is not a character device on the host".into())),
+        Err(e) => Err(err(format!("cannot be used: {e}"))),
+    }
+}
+
 fn check_volume(container: &str, volume: &Volume, earlier: &[&Path]) -> Result<(), ConfigError> {
     let err = |reason: String| ConfigError::Volume {
         container: container.to_string(),
@@ -808,6 +881,45 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("already"));
+    }
+
+    #[test]
+    fn devices_are_bound_and_checked() {
+        let base = Container::new("app").command(["true"]);
+        let bad = [
+            ("dev/kvm", "absolute path under /dev"),
+            ("/dev/../etc/passwd", "absolute path under /dev"),
+            ("/etc/passwd", "absolute path under /dev"),
+            ("/dev", "absolute path under /dev"),
+            ("/dev/null", "already provides"),
+            ("/dev/pts/0", "already provides"),
+            ("/dev/nonexistent-device-xyz", "cannot be used"),
+        ];
+        for (device, reason) in bad {
+            let err = plan(&base.clone().device(device), &ctx()).unwrap_err();
+            assert!(err.to_string().contains(reason), "{device}: {err}");
+        }
+        if !Path::new("/dev/net/tun").exists() {
+            return; // the host has no tun device to bind
+        }
+        let twice = base.clone().device("/dev/net/tun").device("/dev/net/tun");
+        assert!(plan(&twice, &ctx())
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        let ops = plan(&base.device("/dev/net/tun"), &ctx()).unwrap();
+        let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        let bind = "mount bind /dev/net/tun on /run/tasksandbox/root/dev/net/tun".to_string();
+        let mkdir = "mkdir /run/tasksandbox/root/dev/net".to_string();
+        let dev = text
+            .iter()
+            .position(|t| t == "mount tmpfs on /run/tasksandbox/root/dev");
+        let (dev, mkdir, bind) = (
+            dev.unwrap(),
+            text.iter().position(|t| *t == mkdir).unwrap(),
+            text.iter().position(|t| *t == bind).unwrap(),
+        );
+        assert!(dev < mkdir && mkdir < bind, "{text:#?}");
     }
 
     #[test]

@@ -1,0 +1,510 @@
+//! The VMM's jail: a task of this crate whose one container runs the VMM.
+//!
+//! What Firecracker's jailer does, made from the crate's own launcher: a fresh root
+//! holding only the host's `/usr` and libraries (read-only), the kernel, initrd and
+//! disks of the plan (read-only unless a disk is writable), the plan's files, a
+//! writable run directory, and the device nodes the plan asks for; a non-root uid
+//! and gid (an unprivileged host uid through the user namespace); no capabilities;
+//! `no_new_privs`; a seccomp allowlist narrower than Docker's default; new pid, mount,
+//! IPC, UTS, cgroup and network namespaces; and a cgroup sized for the VM.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::capabilities::Capabilities;
+use crate::container::{Container, Stdio, User, Volume};
+use crate::namespaces::{IdMap, UserNamespace};
+use crate::seccomp::{Action, ArgCondition, ArgOp, SeccompPolicy, SeccompProfile, SyscallRule};
+use crate::size::TaskSize;
+use crate::task::TaskSandbox;
+
+use super::plan::{VmmPlan, JAIL_CONFIG_DIR, JAIL_RUN_DIR};
+use super::MicrovmError;
+
+/// The user the VMM runs as inside the jail when the launcher is root: uid and gid
+/// 1000, which the user namespace maps to host uid and gid 101000.
+pub const JAIL_USER: User = User::new(1000, 1000);
+
+/// The syscalls every VMM of the crate may make. Measured with `strace -f` of QEMU
+/// 7.2 booting Linux under TCG and KVM-style threading (the loader, glibc start-up,
+/// threads, the main loop, virtio block I/O, the serial console), plus the polling,
+/// timer and Unix-socket calls of Firecracker's and Cloud Hypervisor's API servers.
+pub const VMM_SYSCALLS: &[&str] = &[
+    // Memory.
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    "memfd_create",
+    "membarrier",
+    // Files (the loader, the kernel, disks, the console).
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "preadv",
+    "pwritev",
+    "preadv2",
+    "pwritev2",
+    "openat",
+    "close",
+    "close_range",
+    "lseek",
+    "newfstatat",
+    "fstat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "getdents64",
+    "getcwd",
+    "fchdir",
+    "fcntl",
+    "ioctl",
+    "dup",
+    "dup3",
+    "pipe2",
+    "statfs",
+    "fstatfs",
+    "fsync",
+    "fdatasync",
+    "fallocate",
+    "ftruncate",
+    "flock",
+    "unlinkat",
+    // Waiting and time.
+    "futex",
+    "ppoll",
+    "poll",
+    "pselect6",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "eventfd2",
+    "signalfd4",
+    "timerfd_create",
+    "timerfd_settime",
+    "timerfd_gettime",
+    "timer_create",
+    "timer_settime",
+    "timer_gettime",
+    "timer_delete",
+    "clock_gettime",
+    "clock_getres",
+    "clock_nanosleep",
+    "nanosleep",
+    "gettimeofday",
+    "sched_yield",
+    "sched_getaffinity",
+    // Signals, to itself only (`kill` and `tkill` of other processes are not allowed).
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "sigaltstack",
+    "tgkill",
+    // Threads and process state.
+    "set_robust_list",
+    "get_robust_list",
+    "set_tid_address",
+    "rseq",
+    "arch_prctl",
+    "prctl",
+    "prlimit64",
+    "getrlimit",
+    "sysinfo",
+    "uname",
+    "getrandom",
+    "getpid",
+    "gettid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getresuid",
+    "getresgid",
+    "exit",
+    "exit_group",
+    // Unix-socket servers (QMP, API sockets, vsock proxies).
+    "bind",
+    "listen",
+    "accept4",
+    "connect",
+    "sendmsg",
+    "recvmsg",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "getsockopt",
+    "setsockopt",
+    "getsockname",
+    "getpeername",
+    // The jail installs its second seccomp program under the first one, then execs the
+    // VMM. More filters can only narrow what is allowed (and Firecracker and Cloud
+    // Hypervisor install their own).
+    "seccomp",
+    "execve",
+];
+
+/// `clone`'s flags that create namespaces (Docker's mask), plus `CLONE_THREAD`.
+const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
+const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
+
+/// The seccomp profile of a VMM's jail: `EPERM` for everything but
+/// [`VMM_SYSCALLS`] and `extra`, `clone` only for threads (`CLONE_THREAD` set, no
+/// namespace flag: no fork, no new namespace), `clone3` answered `ENOSYS` (glibc then
+/// uses `clone`), `socket` and `socketpair` only for `AF_UNIX`, and `ioctl`'s
+/// `TIOCSTI`/`TIOCLINUX` refused.
+///
+/// Every syscall it allows is allowed by Docker's default profile too, for a task
+/// without capabilities; it refuses what Docker's allows and a VMM does not need:
+/// `fork`/`vfork`/process-creating `clone`, `ptrace` and `process_vm_*`, `kill` of
+/// other processes, `personality`, `io_uring_*`, non-Unix sockets, `chmod`/`chown`,
+/// `mkdir`, `rename`, `link`/`symlink`, `mknod`, the `set*id` family, `mbind` and the
+/// memory-policy calls, `execveat`, and more.
+pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
+    let mut profile =
+        SeccompProfile::new(Action::Errno(libc::EPERM as u32)).with_rule(SyscallRule::new(
+            VMM_SYSCALLS.iter().chain(extra).map(|s| s.to_string()),
+            Action::Allow,
+        ));
+    // These conditions are valid by construction: in-range indices, 32-bit values in
+    // Dword conditions, values inside their masks.
+    if let Ok(thread) = ArgCondition::qword(
+        0,
+        ArgOp::MaskedEq(CLONE_THREAD | CLONE_NAMESPACE_FLAGS),
+        CLONE_THREAD,
+    ) {
+        profile.push_rule(SyscallRule::new(["clone"], Action::Allow).with_arg(thread));
+    }
+    for call in ["socket", "socketpair"] {
+        if let Ok(unix) = ArgCondition::dword(0, ArgOp::Eq, libc::AF_UNIX as u64) {
+            profile.push_rule(SyscallRule::new([call], Action::Allow).with_arg(unix));
+        }
+    }
+    profile.push_rule(SyscallRule::new(
+        ["clone3"],
+        Action::Errno(libc::ENOSYS as u32),
+    ));
+    for cmd in [libc::TIOCSTI, libc::TIOCLINUX] {
+        if let Ok(cond) = ArgCondition::dword(1, ArgOp::Eq, cmd) {
+            profile.push_rule(
+                SyscallRule::new(["ioctl"], Action::Errno(libc::EPERM as u32)).with_arg(cond),
+            );
+        }
+    }
+    profile
+}
+
+/// How the VMM is confined. Filled in by the launch's default hooks; a `pre_spawn`
+/// hook may change it. The capability set is always empty and the host uid never 0:
+/// the spawn refuses a jail that would run the VMM as host root.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Jail {
+    /// The user inside the jail's user namespace.
+    pub user: User,
+    /// The user namespace's id map; `None` lets the launcher choose (an unprivileged
+    /// launcher maps only its own uid, as root inside).
+    pub id_map: Option<IdMap>,
+    /// The seccomp profile.
+    pub seccomp: SeccompProfile,
+    /// The CPU quota in CPU units (`None`: none).
+    pub cpu_units: Option<u32>,
+    /// The memory limit, in MiB: guest memory plus the VMM's overhead.
+    pub memory_mib: u64,
+    /// The pids limit.
+    pub pids_limit: u64,
+    /// Host paths bound into the jail.
+    pub volumes: Vec<Volume>,
+    /// Host device nodes bound into the jail's `/dev`.
+    pub devices: Vec<PathBuf>,
+    /// The VMM's environment.
+    pub env: Vec<(String, String)>,
+    /// The cgroup the jail's cgroup goes under (the launcher's default when `None`).
+    pub cgroup_parent: Option<PathBuf>,
+    /// Where per-VM jail directories are made on the host.
+    pub base_dir: PathBuf,
+}
+
+impl Jail {
+    /// The default jail for a launcher running as `euid`: [`JAIL_USER`] in
+    /// [`IdMap::DEFAULT`] for root, root of a one-id map (the launcher's own uid) for
+    /// anyone else.
+    pub fn new(euid: u32) -> Self {
+        let (user, id_map) = if euid == 0 {
+            (JAIL_USER, Some(IdMap::DEFAULT))
+        } else {
+            (User::ROOT, None)
+        };
+        Jail {
+            user,
+            id_map,
+            seccomp: vmm_seccomp_profile(&[]),
+            cpu_units: None,
+            memory_mib: 0,
+            pids_limit: 64,
+            volumes: Vec::new(),
+            devices: Vec::new(),
+            env: Vec::new(),
+            cgroup_parent: None,
+            base_dir: default_base_dir(euid),
+        }
+    }
+
+    /// The host uid and gid the VMM runs as.
+    pub fn host_ids(&self) -> (u32, u32) {
+        match self.id_map {
+            Some(map) => (
+                map.host_uid.saturating_add(self.user.uid),
+                map.host_gid.saturating_add(self.user.gid),
+            ),
+            None => (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
+        }
+    }
+
+    /// The task that runs `plan` in this jail.
+    pub(crate) fn sandbox(
+        &self,
+        name: &str,
+        plan: &VmmPlan,
+        serial: bool,
+    ) -> Result<TaskSandbox, MicrovmError> {
+        let (host_uid, host_gid) = self.host_ids();
+        if host_uid == 0 || host_gid == 0 {
+            return Err(MicrovmError::Jail {
+                reason: format!(
+                    "the VMM would run as host uid {host_uid} gid {host_gid}; a jailed VMM never runs as host root"
+                ),
+            });
+        }
+        let argv: Vec<OsString> = plan.argv().into_iter().map(OsString::from).collect();
+        let mut container = Container::new(name)
+            .command(argv)
+            .user(self.user)
+            .capabilities(Capabilities::none())
+            .seccomp(SeccompPolicy::Profile(Arc::new(self.seccomp.clone())))
+            .stdin(Stdio::Null)
+            .stdout(if serial { Stdio::Piped } else { Stdio::Null })
+            .stderr(Stdio::Piped);
+        for (key, value) in plan.env.iter().chain(&self.env) {
+            container = container.env(key, value);
+        }
+        for volume in &self.volumes {
+            container = container.volume(volume.clone());
+        }
+        for device in &self.devices {
+            container = container.device(device);
+        }
+        let size = match self.cpu_units {
+            Some(units) => TaskSize::custom(units, self.memory_mib),
+            None => TaskSize::memory_only(self.memory_mib),
+        }
+        .map_err(|e| MicrovmError::Jail {
+            reason: format!("the jail's size: {e}"),
+        })?;
+        let mut builder = TaskSandbox::builder()
+            .size(size)
+            .pids_limit(self.pids_limit)
+            .container(container);
+        if let Some(map) = self.id_map {
+            builder = builder.user_namespace(UserNamespace::Map(map));
+        }
+        if let Some(parent) = &self.cgroup_parent {
+            builder = builder.cgroup_parent(parent);
+        }
+        Ok(builder.build()?)
+    }
+}
+
+fn default_base_dir(euid: u32) -> PathBuf {
+    if euid == 0 {
+        return PathBuf::from("/run/tasksandbox/microvm");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => {
+            Path::new(&dir).join("tasksandbox").join("microvm")
+        }
+        _ => std::env::temp_dir()
+            .join(format!("tasksandbox-{euid}"))
+            .join("microvm"),
+    }
+}
+
+/// A VM's directory on the host: `config/` (the plan's read-only files, bound at
+/// [`JAIL_CONFIG_DIR`]) and `run/` (owned by the jail's uid, bound writable at
+/// [`JAIL_RUN_DIR`]). Removed by the launch's `cleanup` stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailDir {
+    path: PathBuf,
+}
+
+static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl JailDir {
+    /// Makes `<base>/<name>-<pid>-<n>` with its `config/` and `run/`, writes `plan`'s
+    /// files, and gives `run/` to `host_uid`:`host_gid`.
+    pub fn create(
+        base: &Path,
+        name: &str,
+        plan: &VmmPlan,
+        host_uid: u32,
+        host_gid: u32,
+    ) -> Result<JailDir, MicrovmError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| MicrovmError::Io {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        };
+        // Every parent must let the jail's uid search it.
+        let mut made = PathBuf::new();
+        for part in base.components() {
+            made.push(part);
+            match fs::DirBuilder::new().mode(0o755).create(&made) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create", &made, e)),
+            }
+        }
+        let n = JAIL_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = base.join(format!("{name}-{}-{n}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .map_err(|e| io("create", &path, e))?;
+        let dir = JailDir { path };
+        let config = dir.config_dir();
+        let run = dir.run_dir();
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&config)
+            .map_err(|e| io("create", &config, e))?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&run)
+            .map_err(|e| io("create", &run, e))?;
+        for file in &plan.files {
+            let target = if file.writable { &run } else { &config }.join(&file.name);
+            fs::write(&target, &file.contents).map_err(|e| io("write", &target, e))?;
+            let mode = if file.writable { 0o600 } else { 0o644 };
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(|e| io("chmod", &target, e))?;
+            if file.writable {
+                std::os::unix::fs::chown(&target, Some(host_uid), Some(host_gid))
+                    .map_err(|e| io("chown", &target, e))?;
+            }
+        }
+        std::os::unix::fs::chown(&run, Some(host_uid), Some(host_gid))
+            .map_err(|e| io("chown", &run, e))?;
+        Ok(dir)
+    }
+
+    /// The directory on the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The host directory bound at [`JAIL_CONFIG_DIR`].
+    pub fn config_dir(&self) -> PathBuf {
+        self.path.join("config")
+    }
+
+    /// The host directory bound at [`JAIL_RUN_DIR`].
+    pub fn run_dir(&self) -> PathBuf {
+        self.path.join("run")
+    }
+
+    /// The host path of `jail_path`, a path under [`JAIL_RUN_DIR`] or
+    /// [`JAIL_CONFIG_DIR`] inside the jail.
+    pub fn host_path(&self, jail_path: &Path) -> Option<PathBuf> {
+        if let Ok(rest) = jail_path.strip_prefix(JAIL_RUN_DIR) {
+            return Some(self.run_dir().join(rest));
+        }
+        jail_path
+            .strip_prefix(JAIL_CONFIG_DIR)
+            .ok()
+            .map(|rest| self.config_dir().join(rest))
+    }
+
+    /// The volumes that bring the directory into the jail.
+    pub fn volumes(&self) -> [Volume; 2] {
+        [
+            Volume::bind(self.config_dir(), JAIL_CONFIG_DIR),
+            Volume::bind(self.run_dir(), JAIL_RUN_DIR).read_write(),
+        ]
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(&self) -> Result<(), MicrovmError> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(MicrovmError::Io {
+                what: format!("remove {}", self.path.display()),
+                source: e,
+            }),
+        }
+    }
+}
+
+/// Whether host uid `uid` (gid `gid`, no supplementary groups) may open `path` for
+/// reading (and writing, with `write`), from its mode bits and those of its parents.
+/// Access control lists are not read: a file shared with the jail only through an
+/// ACL is reported as inaccessible.
+pub fn accessible(path: &Path, uid: u32, gid: u32, write: bool) -> Result<(), String> {
+    let allows = |meta: &fs::Metadata, bits: u32| {
+        let mode = meta.mode();
+        let shift = if meta.uid() == uid {
+            6
+        } else if meta.gid() == gid {
+            3
+        } else {
+            0
+        };
+        (mode >> shift) & bits == bits
+    };
+    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let want = if write { 0o6 } else { 0o4 };
+    if !allows(&meta, want) {
+        return Err(format!(
+            "{} (mode {:o}, owner {}:{}) is not {} by uid {uid} gid {gid}",
+            path.display(),
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid(),
+            if write {
+                "readable and writable"
+            } else {
+                "readable"
+            }
+        ));
+    }
+    let canonical = fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for dir in canonical.ancestors().skip(1) {
+        let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !allows(&meta, 0o1) {
+            return Err(format!(
+                "{} (mode {:o}, owner {}:{}) cannot be searched by uid {uid} gid {gid}",
+                dir.display(),
+                meta.mode() & 0o7777,
+                meta.uid(),
+                meta.gid()
+            ));
+        }
+    }
+    Ok(())
+}
