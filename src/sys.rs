@@ -854,3 +854,57 @@ pub(crate) fn dup_at_least(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
         Ok(new)
     }
 }
+
+/// Sets the calling thread's name (`/proc/<pid>/comm`), truncated by the kernel to 15
+/// bytes.
+pub(crate) fn set_name(name: &CStr) -> SysResult {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string from the pointer.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            name.as_ptr(),
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    })
+}
+
+/// Where this process's command line lives in its memory (`arg_start`, `arg_end`
+/// of `/proc/self/stat`), read once. Allocates: launcher side only.
+pub(crate) fn argv_area() -> Option<(usize, usize)> {
+    static AREA: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *AREA.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // arg_start and arg_end are fields 48 and 49; `rest` starts at field 3.
+        let start: usize = fields.get(45)?.parse().ok()?;
+        let end: usize = fields.get(46)?.parse().ok()?;
+        (start != 0 && end > start).then_some((start, end))
+    })
+}
+
+/// Replaces this process's command line, as `/proc/<pid>/cmdline` shows it, with
+/// `name`, by writing over the memory `area` (from [`argv_area`], read before the
+/// fork). For a forked copy of the launcher that never execs: its argv may hold what
+/// the task must not read.
+///
+/// # Safety
+/// `area` must be this process's own argv area, and nothing in the process may read
+/// its arguments afterwards.
+pub(crate) unsafe fn overwrite_cmdline(area: (usize, usize), name: &[u8]) {
+    let (start, end) = area;
+    let len = end - start;
+    // SAFETY: the caller guarantees [start, end) is this process's argv area: mapped,
+    // writable, and no longer read by anything in this single-threaded process.
+    unsafe {
+        ptr::write_bytes(start as *mut u8, 0, len);
+        ptr::copy_nonoverlapping(
+            name.as_ptr(),
+            start as *mut u8,
+            name.len().min(len.saturating_sub(1)),
+        );
+    }
+}

@@ -43,6 +43,8 @@ pub(crate) struct InitArgs<'a> {
     pub container_flags: c_ulong,
     /// The containers' nofile limit.
     pub nofile: u64,
+    /// Where the launcher's command line lives in memory, to be written over.
+    pub argv_area: Option<(usize, usize)>,
 }
 
 /// Init's entry point. Never returns.
@@ -70,7 +72,17 @@ fn set_up(args: &InitArgs) -> Result<RawFd, Failure> {
     //    socket would keep another task's init from seeing its launcher die).
     sys::close_all_except(args.keep).at(Step::CloseFds)?;
 
-    // 2. Wait for the id maps. EOF means the launcher gave up: leave quietly.
+    // 2. Its own name, and not the launcher's command line: with a shared pid
+    //    namespace containers see init's /proc/1/cmdline and comm, and the embedding
+    //    program's arguments are none of their business.
+    if let Some(area) = args.argv_area {
+        // SAFETY: the area was read from this process's own /proc/self/stat before the
+        // fork, and nothing in init reads its arguments.
+        unsafe { sys::overwrite_cmdline(area, b"tasksandbox-init") };
+    }
+    let _ = sys::set_name(c"tasksandbox-init");
+
+    // 3. Wait for the id maps. EOF means the launcher gave up: leave quietly.
     let mut go = [0u8; 1];
     match sys::read_full(args.sync_read, &mut go).at(Step::WaitForLauncher)? {
         1 => {}
@@ -78,29 +90,29 @@ fn set_up(args: &InitArgs) -> Result<RawFd, Failure> {
     }
     sys::close(args.sync_read);
 
-    // 3. Root of the user namespace.
+    // 4. Root of the user namespace.
     if args.setgroups {
         sys::setgroups(&[]).at(Step::User)?;
     }
     sys::setresgid(0).at(Step::User)?;
     sys::setresuid(0).at(Step::User)?;
 
-    // 4. Into init's cgroup, then a session of its own.
+    // 5. Into init's cgroup, then a session of its own.
     for &fd in args.cgroup_join {
         sys::write_all(fd, b"0").at(Step::JoinCgroup)?;
         sys::close(fd);
     }
     sys::setsid().at(Step::NewSession)?;
 
-    // 5. Not dumpable: no process of the task, even one allowed to ptrace, can trace
+    // 6. Not dumpable: no process of the task, even one allowed to ptrace, can trace
     //    init or reach its memory, root or descriptors through /proc.
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).at(Step::User)?;
 
-    // 6. Mounts made in this namespace (and the containers' copies) never propagate
+    // 7. Mounts made in this namespace (and the containers' copies) never propagate
     //    back to the host's.
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at(Step::Mount)?;
 
-    // 7. The ephemeral storage, where containers will bind it from.
+    // 8. The ephemeral storage, where containers will bind it from.
     if let Some(storage) = args.storage {
         sys::mount(
             Some(c"tasksandbox-storage"),
@@ -112,11 +124,11 @@ fn set_up(args: &InitArgs) -> Result<RawFd, Failure> {
         .at(Step::Storage)?;
     }
 
-    // 8. The task's hostname and loopback, shared by every container.
+    // 9. The task's hostname and loopback, shared by every container.
     sys::sethostname(args.hostname).at(Step::Hostname)?;
     sys::loopback_up().at(Step::Loopback)?;
 
-    // 9. Exits of children arrive on a signalfd.
+    // 10. Exits of children arrive on a signalfd.
     sys::sigchld_fd().at(Step::WaitForLauncher)
 }
 

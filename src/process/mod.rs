@@ -227,6 +227,7 @@ pub(crate) fn start(
         storage: inner.storage.as_ref(),
         container_flags,
         nofile: inner.nofile,
+        argv_area: sys::argv_area(),
     };
 
     // 4. Clone the task init into the task's namespaces.

@@ -1,0 +1,144 @@
+//! A task never outlives its launcher, and starting tasks from many threads at once
+//! neither deadlocks nor loses an exit.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::{can_start_tasks, example};
+use tasksandbox::{Condition, Container, ExitStatus, TaskSandbox};
+
+/// Host pids whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    // A rewritten command line keeps the length of the old one, padded with NULs.
+    let trim = |c: &[u8]| {
+        let end = c.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        c[..end].to_vec()
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| trim(&c) == trim(&want))
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killing_the_launcher_kills_the_whole_task() {
+    if !can_start_tasks() {
+        return;
+    }
+    let runner = example("run");
+    let runner_s = runner.to_str().unwrap();
+    // A workload that would run for an hour, and a child of it in the background.
+    let script = "/bin/sleep 3601 & exec /bin/sleep 3600";
+    /// Kills the launcher if the test fails half-way, so nothing is left running.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut launcher = Reap(
+        std::process::Command::new(&runner)
+            .args(["--", "/bin/sh", "-c", script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let launcher_pid = launcher.0.id() as i32;
+    wait_until("the workload to run", || {
+        !pids_running(&["/bin/sleep", "3600"]).is_empty()
+            && !pids_running(&["/bin/sleep", "3601"]).is_empty()
+    });
+    // The task init is the launcher's child, named for what it is.
+    let inits: Vec<i32> = pids_running(&["tasksandbox-init"])
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{launcher_pid}")))
+        })
+        .collect();
+    assert_eq!(inits.len(), 1, "one task init: {inits:?}");
+    assert!(pids_running(&[runner_s, "--", "/bin/sh", "-c", script]).len() == 1);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    launcher.0.wait().unwrap();
+    wait_until("every process of the task to be gone", || {
+        pids_running(&["/bin/sleep", "3600"]).is_empty()
+            && pids_running(&["/bin/sleep", "3601"]).is_empty()
+            && !std::path::Path::new(&format!("/proc/{}", inits[0])).exists()
+    });
+
+    // The next start on the host is not disturbed by what the dead launcher left.
+    let out = TaskSandbox::builder()
+        .container(Container::new("next").command(["/bin/sh", "-c", "echo fine"]))
+        .build()
+        .unwrap()
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"fine\n");
+}
+
+#[test]
+fn sixteen_threads_start_tasks_at_once_without_losing_an_exit() {
+    if !can_start_tasks() {
+        return;
+    }
+    const THREADS: usize = 16;
+    const TASKS: usize = 8;
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..TASKS {
+                    // Each task's exit code is its own, so a mixed-up or lost exit shows.
+                    let code = (t * TASKS + i) % 200 + 1;
+                    let side_code = (code + 7) % 200 + 1;
+                    let sandbox = TaskSandbox::builder()
+                        .container(
+                            Container::new("side")
+                                .command(["/bin/sh", "-c", &format!("exit {side_code}")])
+                                .essential(false),
+                        )
+                        .container(
+                            Container::new("app")
+                                .command(["/bin/sh", "-c", &format!("exit {code}")])
+                                .depends_on("side", Condition::Complete),
+                        )
+                        .build()
+                        .unwrap();
+                    let exit = sandbox.start().unwrap().wait().unwrap();
+                    assert_eq!(exit.status(), ExitStatus::Exited(code as i32), "{exit}");
+                    assert_eq!(
+                        exit.container("side").unwrap().status,
+                        Some(ExitStatus::Exited(side_code as i32))
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("no thread panicked");
+    }
+}
