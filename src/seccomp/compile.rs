@@ -35,8 +35,8 @@ use crate::capabilities::Capabilities;
 
 use super::bpf::{self, op, NATIVE_AUDIT_ARCH};
 use super::profile::{
-    Action, ArgCondition, ArgOp, ArgWidth, SeccompProfile, SyscallId, ENOSYS, EPERM,
-    X32_SYSCALL_BIT,
+    Action, ArgCondition, ArgOp, ArgWidth, SeccompProfile, SyscallId, GUARD_OTHER_ARCH,
+    GUARD_UNKNOWN_NUMBER, GUARD_X32, X32_SYSCALL_BIT,
 };
 use super::{syscalls, CompiledSeccomp, ProgramKind, SeccompError};
 
@@ -251,7 +251,7 @@ fn allowlist(
         asm.stmt(op::JA, distance);
     }
     let load_nr = asm.stmt(op::LD_ABS, OFFSET_NR);
-    let kill = asm.ret(Action::KillProcess);
+    let kill = asm.ret(GUARD_OTHER_ARCH);
     asm.jump(op::JEQ_K, NATIVE_AUDIT_ARCH, load_nr, kill);
     asm.stmt(op::LD_ABS, OFFSET_ARCH);
 
@@ -339,9 +339,9 @@ fn guard(rules: &[ResolvedRule<'_>]) -> Result<BpfProgram, SeccompError> {
     // The program is assembled backwards, from the last instruction to the first, so
     // that every (forward) jump target is already placed when the jump is emitted.
     let mut asm = Assembler::default();
-    let kill = asm.ret(Action::KillProcess);
-    let enosys = asm.ret(Action::Errno(ENOSYS));
-    let eperm = asm.ret(Action::Errno(EPERM));
+    let kill = asm.ret(GUARD_OTHER_ARCH);
+    let enosys = asm.ret(GUARD_UNKNOWN_NUMBER);
+    let eperm = asm.ret(GUARD_X32);
     let mut next = asm.ret(Action::Allow);
 
     for rule in denials.iter().rev() {

@@ -174,7 +174,7 @@ impl SeccompProfile {
     /// | `syscalls[].action`, `syscalls[].errnoRet` | the rule's [`Action`] (errno `EPERM` if not given) |
     /// | `syscalls[].args[]`: `index`, `value`, `valueTwo`, `op` | [`ArgCondition`]s, all of which must hold |
     /// | `syscalls[].includes`: `caps`, `arches`, `minKernel` | [`SyscallRule::requires_caps`], [`SyscallRule::only_on`], [`SyscallRule::min_kernel`] |
-    /// | `syscalls[].excludes`: `caps`, `arches` | [`SyscallRule::unless_caps`], [`SyscallRule::except_on`] |
+    /// | `syscalls[].excludes`: `caps`, `arches`, `minKernel` | [`SyscallRule::unless_caps`], [`SyscallRule::except_on`], [`SyscallRule::unless_kernel`] |
     /// | `comment` | allowed in every object, ignored |
     ///
     /// Actions are `SCMP_ACT_ALLOW`, `SCMP_ACT_ERRNO`, `SCMP_ACT_KILL` (the thread, as
@@ -575,25 +575,17 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
         let inc = object(includes, &includes_path, &["caps", "arches", "minKernel"])?;
         requires = capabilities(inc, &includes_path)?;
         only_on = arches(inc, &includes_path)?;
-        if let Some(min) = get(inc, "minKernel") {
-            let min_path = at(&includes_path, "minKernel");
-            let text = string(min, &min_path)?;
-            min_kernel =
-                Some(
-                    kernel_version(text).ok_or_else(|| ProfileError::InvalidKernelVersion {
-                        path: min_path,
-                        text: text.to_string(),
-                    })?,
-                );
-        }
+        min_kernel = min_kernel_of(inc, &includes_path)?;
     }
     let mut unless = Vec::new();
     let mut except_on = Vec::new();
+    let mut unless_kernel = None;
     if let Some(excludes) = get(map, "excludes") {
         let excludes_path = at(path, "excludes");
-        let exc = object(excludes, &excludes_path, &["caps", "arches"])?;
+        let exc = object(excludes, &excludes_path, &["caps", "arches", "minKernel"])?;
         unless = capabilities(exc, &excludes_path)?;
         except_on = arches(exc, &excludes_path)?;
+        unless_kernel = min_kernel_of(exc, &excludes_path)?;
     }
 
     // Group the names by the widths their conditions need, keeping the names' order.
@@ -630,9 +622,30 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
             if let Some(min) = min_kernel {
                 rule = rule.min_kernel(min);
             }
+            if let Some(max) = unless_kernel {
+                rule = rule.unless_kernel(max);
+            }
             Ok(rule)
         })
         .collect()
+}
+
+/// The `minKernel` of an `includes` or `excludes` object, if given.
+fn min_kernel_of(
+    map: &Map<String, Value>,
+    parent: &str,
+) -> Result<Option<KernelVersion>, ProfileError> {
+    let Some(min) = get(map, "minKernel") else {
+        return Ok(None);
+    };
+    let path = at(parent, "minKernel");
+    let text = string(min, &path)?;
+    kernel_version(text)
+        .map(Some)
+        .ok_or_else(|| ProfileError::InvalidKernelVersion {
+            path,
+            text: text.to_string(),
+        })
 }
 
 /// A `minKernel`: `major.minor`, nothing else.

@@ -89,13 +89,12 @@ fn unknown_keys_are_errors_where_they_are() {
         ProfileError::UnknownKey { .. },
         "syscalls[0].includes.cap: unknown key"
     );
-    // The model has no "older than" condition.
     check_error!(
         with_rules(
-            r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "excludes": {"minKernel": "5.0"}}"#
+            r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "excludes": {"maxKernel": "5.0"}}"#
         ),
         ProfileError::UnknownKey { .. },
-        "syscalls[0].excludes.minKernel: unknown key"
+        "syscalls[0].excludes.maxKernel: unknown key"
     );
     check_error!(
         r#"{"defaultAction": "SCMP_ACT_ERRNO",
@@ -345,16 +344,18 @@ fn unknown_capabilities_arches_and_kernels() {
         "archMap[0].subArchitectures[1]: unknown architecture `SCMP_ARCH_Z80`"
     );
     for text in ["4", "4.x", "v4.8", "4.8-rc1", ""] {
-        check_error!(
-            with_rules(&format!(
-                r#"{{"names": ["read"], "action": "SCMP_ACT_ALLOW",
-                    "includes": {{"minKernel": "{text}"}}}}"#
-            )),
-            ProfileError::InvalidKernelVersion { .. },
-            format!(
-                "syscalls[0].includes.minKernel: `{text}` is not a kernel version (major.minor)"
-            )
-        );
+        for place in ["includes", "excludes"] {
+            check_error!(
+                with_rules(&format!(
+                    r#"{{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                        "{place}": {{"minKernel": "{text}"}}}}"#
+                )),
+                ProfileError::InvalidKernelVersion { .. },
+                format!(
+                    "syscalls[0].{place}.minKernel: `{text}` is not a kernel version (major.minor)"
+                )
+            );
+        }
     }
 }
 
@@ -395,6 +396,8 @@ fn oci_profile_loads_to_the_expected_model() -> Result<(), SeccompError> {
              "includes": {"caps": ["CAP_KILL"], "arches": ["amd64"], "minKernel": "5.4",
                           "comment": "only for containers that may signal"},
              "excludes": {"caps": ["CAP_SYS_ADMIN"], "arches": ["s390x"]}},
+            {"names": ["tkill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+             "excludes": {"minKernel": "6.1"}},
             {"names": ["ioctl", "fcntl", "ioctl"], "action": "SCMP_ACT_KILL",
              "args": [{"index": 1, "value": 21522, "op": "SCMP_CMP_NE"}]},
             {"names": ["getpid"], "action": "SCMP_ACT_KILL_THREAD",
@@ -427,6 +430,10 @@ fn oci_profile_loads_to_the_expected_model() -> Result<(), SeccompError> {
                     .min_kernel(KernelVersion::new(5, 4))
                     .unless_caps([caps::Capability::CAP_SYS_ADMIN])
                     .except_on([Arch::S390x]),
+            )
+            .with_rule(
+                SyscallRule::new(["tkill"], Action::Errno(ENOSYS))
+                    .unless_kernel(KernelVersion::new(6, 1)),
             )
             // ioctl's cmd is 32 bits, fcntl's second argument 64: split, in place.
             .with_rule(
