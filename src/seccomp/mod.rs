@@ -82,7 +82,7 @@ mod tests;
 
 pub use compile::compile;
 #[cfg(feature = "policy")]
-pub use json::ProfileError;
+pub use json::{JsonLocation, ProfileError};
 pub use profile::{
     Action, Arch, ArgCondition, ArgOp, ArgWidth, KernelVersion, SeccompProfile, SyscallId,
     SyscallRule, MAX_ERRNO,
