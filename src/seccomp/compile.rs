@@ -41,11 +41,14 @@ use super::profile::{
 use super::{syscalls, CompiledSeccomp, ProgramKind, SeccompError};
 
 /// A rule of the profile that applies to the container, with its syscalls resolved to
-/// numbers of the build target.
-struct ResolvedRule<'a> {
-    numbers: Vec<u32>,
-    action: Action,
-    args: &'a [ArgCondition],
+/// numbers of the build target: what the programs are built from, and what
+/// [`explain`](super::explain) summarizes.
+pub(crate) struct ResolvedRule<'a> {
+    /// The syscall numbers, in the rule's order.
+    pub(crate) numbers: Vec<u32>,
+    pub(crate) action: Action,
+    /// The argument conditions, all of which must hold.
+    pub(crate) args: &'a [ArgCondition],
 }
 
 /// Compiles `profile` for a container holding `caps`.
@@ -58,8 +61,34 @@ pub fn compile(
     caps: Capabilities,
 ) -> Result<CompiledSeccomp, SeccompError> {
     let target_arch = target_arch()?;
-    check_action(profile.default_action(), None)?;
+    let rules = resolve_rules(profile, caps)?;
 
+    let mut programs = Vec::with_capacity(2);
+    let mut kinds = Vec::with_capacity(2);
+    if profile.default_action() != Action::Allow {
+        programs.push(allowlist(&rules, profile.default_action(), target_arch)?);
+        kinds.push(ProgramKind::Allowlist);
+    }
+    programs.push(guard(&rules)?);
+    kinds.push(ProgramKind::Guard);
+
+    for (program, kind) in programs.iter().zip(&kinds) {
+        bpf::check(program).map_err(|source| SeccompError::InvalidProgram {
+            program: *kind,
+            source,
+        })?;
+    }
+    Ok(CompiledSeccomp { programs, kinds })
+}
+
+/// The rules of `profile` that apply to a container holding `caps`, in profile order,
+/// resolved for the build target, after checking the whole profile.
+pub(crate) fn resolve_rules(
+    profile: &SeccompProfile,
+    caps: Capabilities,
+) -> Result<Vec<ResolvedRule<'_>>, SeccompError> {
+    target_arch()?;
+    check_action(profile.default_action(), None)?;
     let mut rules = Vec::new();
     for (index, rule) in profile.rules().iter().enumerate() {
         check_action(rule.action(), Some(index))?;
@@ -82,23 +111,7 @@ pub fn compile(
             });
         }
     }
-
-    let mut programs = Vec::with_capacity(2);
-    let mut kinds = Vec::with_capacity(2);
-    if profile.default_action() != Action::Allow {
-        programs.push(allowlist(&rules, profile.default_action(), target_arch)?);
-        kinds.push(ProgramKind::Allowlist);
-    }
-    programs.push(guard(&rules)?);
-    kinds.push(ProgramKind::Guard);
-
-    for (program, kind) in programs.iter().zip(&kinds) {
-        bpf::check(program).map_err(|source| SeccompError::InvalidProgram {
-            program: *kind,
-            source,
-        })?;
-    }
-    Ok(CompiledSeccomp { programs, kinds })
+    Ok(rules)
 }
 
 fn target_arch() -> Result<TargetArch, SeccompError> {

@@ -14,7 +14,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use tasksandbox::seccomp::bpf::{SeccompData, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386};
 use tasksandbox::seccomp::{
     self, syscalls, Action, Arch, ArgCondition, ArgOp, ArgWidth, CompiledSeccomp, KernelVersion,
-    SeccompError, SeccompProfile, SyscallId, SyscallRule,
+    SeccompError, SeccompProfile, SeccompSummary, SyscallId, SyscallRule,
 };
 use tasksandbox::{Capabilities, Capability};
 
@@ -575,10 +575,32 @@ pub fn seccomp_differential(data: &[u8]) {
         "a profile with a mistake compiled: {expected:?}"
     );
     let programs = programs(&compiled);
+    let summary = SeccompSummary::new(&profile, caps)
+        .unwrap_or_else(|e| panic!("the profile compiles but cannot be summarized: {e}"));
     let named = named_numbers(&profile);
     let conditions = conditions(&profile);
     for spec in input.calls.iter().take(MAX_CALLS) {
         let data = call(spec, &named, &conditions);
         check_call(&profile, &compiled, &programs, caps, &data);
+        check_summary(&summary, &profile, caps, &data);
     }
+}
+
+/// Asserts that the summary of the profile tells what the model decides for a
+/// native call.
+pub(super) fn check_summary(
+    summary: &SeccompSummary,
+    profile: &SeccompProfile,
+    caps: Capabilities,
+    data: &SeccompData,
+) {
+    if data.arch != SeccompData::native(0, [0; 6]).arch {
+        return;
+    }
+    let model = profile.decide_call(caps, data);
+    let said = summary.decide(data.nr as u32, &data.args);
+    assert_eq!(
+        said, model,
+        "the summary says {said:?} where the model says {model:?} for {data:x?}"
+    );
 }

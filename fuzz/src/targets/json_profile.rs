@@ -5,10 +5,12 @@
 //! syscalls and argument values.
 
 use tasksandbox::seccomp::bpf::{SeccompData, AUDIT_ARCH_I386};
-use tasksandbox::seccomp::{self, syscalls, ArgOp, ProfileError, SeccompError, SeccompProfile};
+use tasksandbox::seccomp::{
+    self, syscalls, ArgOp, ProfileError, SeccompError, SeccompProfile, SeccompSummary,
+};
 use tasksandbox::{Capabilities, Capability};
 
-use super::differential::{check_call, check_error, programs};
+use super::differential::{check_call, check_error, check_summary, programs};
 
 /// At most this many calls are checked per capability set, so that a large profile
 /// (Docker's default names some 400 syscalls) still runs in milliseconds.
@@ -42,8 +44,11 @@ pub fn json_profile(data: &[u8]) {
             }
         };
         let programs = programs(&compiled);
+        let summary = SeccompSummary::new(&profile, caps)
+            .unwrap_or_else(|e| panic!("the profile compiles but cannot be summarized: {e}"));
         for data in calls(&profile).take(MAX_CALLS) {
             check_call(&profile, &compiled, &programs, caps, &data);
+            check_summary(&summary, &profile, caps, &data);
         }
     }
 }
