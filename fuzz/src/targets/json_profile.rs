@@ -1,8 +1,9 @@
 //! The JSON profile target: any text given to [`SeccompProfile::from_json`] either
 //! loads or gives an error that says where the mistake is; a profile that loads
-//! compiles (unless its programs would be too long) for several capability sets, and
-//! the compiled programs decide like the model on calls made from the profile's own
-//! syscalls and argument values.
+//! compiles (unless its programs would be too long) for several capability sets, and on
+//! calls made from the profile's own syscalls and argument values the compiled programs
+//! decide like the model, and the model like Docker's semantics read straight from the
+//! JSON ([`super::docker_json`]).
 
 use tasksandbox::seccomp::bpf::{SeccompData, AUDIT_ARCH_I386};
 use tasksandbox::seccomp::{
@@ -10,7 +11,10 @@ use tasksandbox::seccomp::{
 };
 use tasksandbox::{Capabilities, Capability};
 
+use serde_json::Value;
+
 use super::differential::{check_call, check_error, check_summary, programs};
+use super::docker_json;
 
 /// At most this many calls are checked per capability set, so that a large profile
 /// (Docker's default names some 400 syscalls) still runs in milliseconds.
@@ -23,6 +27,8 @@ pub fn json_profile(data: &[u8]) {
         Ok(profile) => profile,
         Err(error) => return check_load_error(&error, &text),
     };
+    // The loader parsed the same text.
+    let json: Option<Value> = serde_json::from_str(&text).ok();
     let default = Capabilities::fargate_default();
     for caps in [
         default,
@@ -49,8 +55,31 @@ pub fn json_profile(data: &[u8]) {
         for data in calls(&profile).take(MAX_CALLS) {
             check_call(&profile, &compiled, &programs, caps, &data);
             check_summary(&summary, &profile, caps, &data);
+            check_json_reading(json.as_ref(), &profile, caps, &data);
         }
     }
+}
+
+/// For a native call of a syscall in the table, the model must decide as Docker's
+/// semantics read from the JSON.
+fn check_json_reading(
+    json: Option<&Value>,
+    profile: &SeccompProfile,
+    caps: Capabilities,
+    data: &SeccompData,
+) {
+    let json = json.unwrap_or_else(|| panic!("the loader accepted text serde_json refuses"));
+    let nr = i64::from(data.nr);
+    if data.arch != SeccompData::native(0, [0; 6]).arch || syscalls::name(nr).is_none() {
+        return;
+    }
+    let model = profile.decide_call(caps, data);
+    let docker = docker_json::decide(json, caps, nr, &data.args);
+    assert_eq!(
+        model, docker,
+        "the loaded profile decides {model:?}, the JSON read as Docker does says {docker:?}, \
+         for {data:x?} with capabilities {caps}"
+    );
 }
 
 /// Loading failed: the error must say where, with a line and column inside the text.

@@ -10,6 +10,7 @@
 
 mod cbpf;
 mod differential;
+mod docker_json;
 mod json_profile;
 
 pub use differential::seccomp_differential;
