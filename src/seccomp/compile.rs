@@ -35,17 +35,20 @@ use crate::capabilities::Capabilities;
 
 use super::bpf::{self, op, NATIVE_AUDIT_ARCH};
 use super::profile::{
-    Action, ArgCondition, ArgOp, ArgWidth, SeccompProfile, SyscallId, ENOSYS, EPERM,
-    X32_SYSCALL_BIT,
+    Action, ArgCondition, ArgOp, ArgWidth, SeccompProfile, SyscallId, GUARD_OTHER_ARCH,
+    GUARD_UNKNOWN_NUMBER, GUARD_X32, X32_SYSCALL_BIT,
 };
 use super::{syscalls, CompiledSeccomp, ProgramKind, SeccompError};
 
 /// A rule of the profile that applies to the container, with its syscalls resolved to
-/// numbers of the build target.
-struct ResolvedRule<'a> {
-    numbers: Vec<u32>,
-    action: Action,
-    args: &'a [ArgCondition],
+/// numbers of the build target: what the programs are built from, and what
+/// [`explain`](super::explain) summarizes.
+pub(crate) struct ResolvedRule<'a> {
+    /// The syscall numbers, in the rule's order.
+    pub(crate) numbers: Vec<u32>,
+    pub(crate) action: Action,
+    /// The argument conditions, all of which must hold.
+    pub(crate) args: &'a [ArgCondition],
 }
 
 /// Compiles `profile` for a container holding `caps`.
@@ -58,8 +61,34 @@ pub fn compile(
     caps: Capabilities,
 ) -> Result<CompiledSeccomp, SeccompError> {
     let target_arch = target_arch()?;
-    check_action(profile.default_action(), None)?;
+    let rules = resolve_rules(profile, caps)?;
 
+    let mut programs = Vec::with_capacity(2);
+    let mut kinds = Vec::with_capacity(2);
+    if profile.default_action() != Action::Allow {
+        programs.push(allowlist(&rules, profile.default_action(), target_arch)?);
+        kinds.push(ProgramKind::Allowlist);
+    }
+    programs.push(guard(&rules)?);
+    kinds.push(ProgramKind::Guard);
+
+    for (program, kind) in programs.iter().zip(&kinds) {
+        bpf::check(program).map_err(|source| SeccompError::InvalidProgram {
+            program: *kind,
+            source,
+        })?;
+    }
+    Ok(CompiledSeccomp { programs, kinds })
+}
+
+/// The rules of `profile` that apply to a container holding `caps`, in profile order,
+/// resolved for the build target, after checking the whole profile.
+pub(crate) fn resolve_rules(
+    profile: &SeccompProfile,
+    caps: Capabilities,
+) -> Result<Vec<ResolvedRule<'_>>, SeccompError> {
+    target_arch()?;
+    check_action(profile.default_action(), None)?;
     let mut rules = Vec::new();
     for (index, rule) in profile.rules().iter().enumerate() {
         check_action(rule.action(), Some(index))?;
@@ -82,23 +111,7 @@ pub fn compile(
             });
         }
     }
-
-    let mut programs = Vec::with_capacity(2);
-    let mut kinds = Vec::with_capacity(2);
-    if profile.default_action() != Action::Allow {
-        programs.push(allowlist(&rules, profile.default_action(), target_arch)?);
-        kinds.push(ProgramKind::Allowlist);
-    }
-    programs.push(guard(&rules)?);
-    kinds.push(ProgramKind::Guard);
-
-    for (program, kind) in programs.iter().zip(&kinds) {
-        bpf::check(program).map_err(|source| SeccompError::InvalidProgram {
-            program: *kind,
-            source,
-        })?;
-    }
-    Ok(CompiledSeccomp { programs, kinds })
+    Ok(rules)
 }
 
 fn target_arch() -> Result<TargetArch, SeccompError> {
@@ -251,7 +264,7 @@ fn allowlist(
         asm.stmt(op::JA, distance);
     }
     let load_nr = asm.stmt(op::LD_ABS, OFFSET_NR);
-    let kill = asm.ret(Action::KillProcess);
+    let kill = asm.ret(GUARD_OTHER_ARCH);
     asm.jump(op::JEQ_K, NATIVE_AUDIT_ARCH, load_nr, kill);
     asm.stmt(op::LD_ABS, OFFSET_ARCH);
 
@@ -339,9 +352,9 @@ fn guard(rules: &[ResolvedRule<'_>]) -> Result<BpfProgram, SeccompError> {
     // The program is assembled backwards, from the last instruction to the first, so
     // that every (forward) jump target is already placed when the jump is emitted.
     let mut asm = Assembler::default();
-    let kill = asm.ret(Action::KillProcess);
-    let enosys = asm.ret(Action::Errno(ENOSYS));
-    let eperm = asm.ret(Action::Errno(EPERM));
+    let kill = asm.ret(GUARD_OTHER_ARCH);
+    let enosys = asm.ret(GUARD_UNKNOWN_NUMBER);
+    let eperm = asm.ret(GUARD_X32);
     let mut next = asm.ret(Action::Allow);
 
     for rule in denials.iter().rev() {

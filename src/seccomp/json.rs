@@ -2,7 +2,7 @@
 //!
 //! The format and the choices made are documented on [`SeccompProfile::from_json`].
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -14,11 +14,47 @@ use super::profile::{
 };
 use super::{syscalls, SeccompError};
 
+/// Where a mistake is in a JSON profile: its JSON path and its line and column.
+///
+/// Displayed as `syscalls[3].args[0].op (line 12, column 23)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonLocation {
+    /// The JSON path (`syscalls[3].args[0].op`); empty for the whole document.
+    pub path: String,
+    /// The line and column, both from 1, the column counted in characters: of the
+    /// value the path names (of the key itself for an unknown key); for a key that is
+    /// missing, of the object that lacks it. `None` only if the text was not at hand.
+    pub line_column: Option<(usize, usize)>,
+}
+
+impl JsonLocation {
+    fn new(path: impl Into<String>) -> Self {
+        JsonLocation {
+            path: path.into(),
+            line_column: None,
+        }
+    }
+}
+
+impl fmt::Display for JsonLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str("the profile")?;
+        } else {
+            f.write_str(&self.path)?;
+        }
+        if let Some((line, column)) = self.line_column {
+            write!(f, " (line {line}, column {column})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a JSON seccomp profile cannot be loaded.
 ///
 /// Every variant but [`ProfileError::Read`] and [`ProfileError::Syntax`] names the
-/// place of the mistake as a JSON path (`syscalls[12].args[0].op`); syntax errors give
-/// the line and column.
+/// place of the mistake with a [`JsonLocation`]: its JSON path (`syscalls[12].args[0].op`)
+/// and its line and column; syntax errors give the line and column.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
@@ -36,127 +72,127 @@ pub enum ProfileError {
     Syntax {
         /// The line, from 1.
         line: usize,
-        /// The column, from 1.
+        /// The column, from 1, counted in characters (0 for an empty text).
         column: usize,
         /// serde_json's error.
         #[source]
         source: serde_json::Error,
     },
     /// A key the format does not have (or not at this place).
-    #[error("{path}: unknown key")]
+    #[error("{at}: unknown key")]
     UnknownKey {
         /// The path of the key itself (`syscalls[3].nmaes`).
-        path: String,
+        at: JsonLocation,
     },
     /// A required key is absent.
-    #[error("{path}: missing")]
+    #[error("{at}: missing")]
     MissingKey {
         /// The path the key would have.
-        path: String,
+        at: JsonLocation,
     },
     /// Both `name` and `names` in one rule.
-    #[error("{path}: `name` and `names` both given; use one")]
+    #[error("{at}: `name` and `names` both given; use one")]
     NameAndNames {
         /// The path of the rule (`syscalls[3]`).
-        path: String,
+        at: JsonLocation,
     },
     /// A value of the wrong JSON type.
-    #[error("{path}: expected {expected}")]
+    #[error("{at}: expected {expected}")]
     WrongType {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// What was expected (`"a string"`).
         expected: &'static str,
     },
     /// An action name this crate does not know or support (`SCMP_ACT_NOTIFY`).
-    #[error("{path}: unknown or unsupported action `{name}`")]
+    #[error("{at}: unknown or unsupported action `{name}`")]
     UnknownAction {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The name as written.
         name: String,
     },
     /// `errnoRet` or `defaultErrnoRet` with an action other than `SCMP_ACT_ERRNO`.
-    #[error("{path}: an errno is only meaningful with SCMP_ACT_ERRNO")]
+    #[error("{at}: an errno is only meaningful with SCMP_ACT_ERRNO")]
     ErrnoWithoutErrnoAction {
         /// Where the errno is.
-        path: String,
+        at: JsonLocation,
     },
     /// An errno the kernel cannot return.
-    #[error("{path}: errno {errno} is out of range: a seccomp filter can return 0 to {MAX_ERRNO}")]
+    #[error("{at}: errno {errno} is out of range: a seccomp filter can return 0 to {MAX_ERRNO}")]
     ErrnoOutOfRange {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The errno.
         errno: u64,
     },
     /// A comparison name this crate does not know.
-    #[error("{path}: unknown comparison `{name}`")]
+    #[error("{at}: unknown comparison `{name}`")]
     UnknownOp {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The name as written.
         name: String,
     },
     /// An argument index above 5.
-    #[error("{path}: argument index {index} is out of range: syscalls have arguments 0 to 5")]
+    #[error("{at}: argument index {index} is out of range: syscalls have arguments 0 to 5")]
     ArgIndexOutOfRange {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The index.
         index: u64,
     },
     /// `valueTwo` set on a comparison that does not use it (all but `SCMP_CMP_MASKED_EQ`).
-    #[error("{path}: valueTwo is only used by SCMP_CMP_MASKED_EQ")]
+    #[error("{at}: valueTwo is only used by SCMP_CMP_MASKED_EQ")]
     ValueTwoUnused {
         /// Where.
-        path: String,
+        at: JsonLocation,
     },
     /// A condition the model refuses: a 32-bit argument compared with a wider value, or
     /// a masked comparison that can never match.
-    #[error("{path}: {source}")]
+    #[error("{at}: {source}")]
     InvalidCondition {
         /// The path of the condition (`syscalls[2].args[0]`).
-        path: String,
+        at: JsonLocation,
         /// The model's reason.
         #[source]
         source: SeccompError,
     },
     /// A `names` list with no name.
-    #[error("{path}: names no syscall")]
+    #[error("{at}: names no syscall")]
     EmptyNames {
         /// Where.
-        path: String,
+        at: JsonLocation,
     },
     /// A syscall name that exists on no Linux architecture.
-    #[error("{path}: `{name}` is not a Linux syscall")]
+    #[error("{at}: `{name}` is not a Linux syscall")]
     UnknownSyscall {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The name.
         name: String,
     },
     /// A capability name the `caps` crate does not know.
-    #[error("{path}: unknown capability `{name}`")]
+    #[error("{at}: unknown capability `{name}`")]
     UnknownCapability {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The name.
         name: String,
     },
     /// An architecture name this crate does not know.
-    #[error("{path}: unknown architecture `{name}`")]
+    #[error("{at}: unknown architecture `{name}`")]
     UnknownArch {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The name.
         name: String,
     },
     /// A `minKernel` that is not `major.minor`.
-    #[error("{path}: `{text}` is not a kernel version (major.minor)")]
+    #[error("{at}: `{text}` is not a kernel version (major.minor)")]
     InvalidKernelVersion {
         /// Where.
-        path: String,
+        at: JsonLocation,
         /// The text.
         text: String,
     },
@@ -174,7 +210,7 @@ impl SeccompProfile {
     /// | `syscalls[].action`, `syscalls[].errnoRet` | the rule's [`Action`] (errno `EPERM` if not given) |
     /// | `syscalls[].args[]`: `index`, `value`, `valueTwo`, `op` | [`ArgCondition`]s, all of which must hold |
     /// | `syscalls[].includes`: `caps`, `arches`, `minKernel` | [`SyscallRule::requires_caps`], [`SyscallRule::only_on`], [`SyscallRule::min_kernel`] |
-    /// | `syscalls[].excludes`: `caps`, `arches` | [`SyscallRule::unless_caps`], [`SyscallRule::except_on`] |
+    /// | `syscalls[].excludes`: `caps`, `arches`, `minKernel` | [`SyscallRule::unless_caps`], [`SyscallRule::except_on`], [`SyscallRule::unless_kernel`] |
     /// | `comment` | allowed in every object, ignored |
     ///
     /// Actions are `SCMP_ACT_ALLOW`, `SCMP_ACT_ERRNO`, `SCMP_ACT_KILL` (the thread, as
@@ -217,10 +253,16 @@ impl SeccompProfile {
     pub fn from_json(text: &str) -> Result<SeccompProfile, ProfileError> {
         let value: Value = serde_json::from_str(text).map_err(|source| ProfileError::Syntax {
             line: source.line(),
-            column: source.column(),
+            column: locate::char_column(text, source.line(), source.column()),
             source,
         })?;
-        profile(&value)
+        profile(&value).map_err(|mut error| {
+            let key = matches!(error, ProfileError::UnknownKey { .. });
+            if let Some(at) = error.location_mut() {
+                at.line_column = locate::position(text, &at.path, key);
+            }
+            error
+        })
     }
 
     /// Reads and loads the JSON seccomp profile in `path` ([`SeccompProfile::from_json`]).
@@ -230,6 +272,54 @@ impl SeccompProfile {
             source,
         })?;
         Self::from_json(&text)
+    }
+}
+
+impl ProfileError {
+    /// Where the mistake is; `None` for [`ProfileError::Read`] and
+    /// [`ProfileError::Syntax`] (which has its own line and column).
+    pub fn location(&self) -> Option<&JsonLocation> {
+        match self {
+            ProfileError::Read { .. } | ProfileError::Syntax { .. } => None,
+            ProfileError::UnknownKey { at }
+            | ProfileError::MissingKey { at }
+            | ProfileError::NameAndNames { at }
+            | ProfileError::WrongType { at, .. }
+            | ProfileError::UnknownAction { at, .. }
+            | ProfileError::ErrnoWithoutErrnoAction { at }
+            | ProfileError::ErrnoOutOfRange { at, .. }
+            | ProfileError::UnknownOp { at, .. }
+            | ProfileError::ArgIndexOutOfRange { at, .. }
+            | ProfileError::ValueTwoUnused { at }
+            | ProfileError::InvalidCondition { at, .. }
+            | ProfileError::EmptyNames { at }
+            | ProfileError::UnknownSyscall { at, .. }
+            | ProfileError::UnknownCapability { at, .. }
+            | ProfileError::UnknownArch { at, .. }
+            | ProfileError::InvalidKernelVersion { at, .. } => Some(at),
+        }
+    }
+
+    fn location_mut(&mut self) -> Option<&mut JsonLocation> {
+        match self {
+            ProfileError::Read { .. } | ProfileError::Syntax { .. } => None,
+            ProfileError::UnknownKey { at }
+            | ProfileError::MissingKey { at }
+            | ProfileError::NameAndNames { at }
+            | ProfileError::WrongType { at, .. }
+            | ProfileError::UnknownAction { at, .. }
+            | ProfileError::ErrnoWithoutErrnoAction { at }
+            | ProfileError::ErrnoOutOfRange { at, .. }
+            | ProfileError::UnknownOp { at, .. }
+            | ProfileError::ArgIndexOutOfRange { at, .. }
+            | ProfileError::ValueTwoUnused { at }
+            | ProfileError::InvalidCondition { at, .. }
+            | ProfileError::EmptyNames { at }
+            | ProfileError::UnknownSyscall { at, .. }
+            | ProfileError::UnknownCapability { at, .. }
+            | ProfileError::UnknownArch { at, .. }
+            | ProfileError::InvalidKernelVersion { at, .. } => Some(at),
+        }
     }
 }
 
@@ -260,7 +350,7 @@ fn object<'a>(
         .find(|k| k.as_str() != "comment" && !known.contains(&k.as_str()))
     {
         return Err(ProfileError::UnknownKey {
-            path: at(path, key),
+            at: JsonLocation::new(at(path, key)),
         });
     }
     if let Some(comment) = map.get("comment") {
@@ -273,7 +363,7 @@ fn object<'a>(
 
 fn wrong(path: &str, expected: &'static str) -> ProfileError {
     ProfileError::WrongType {
-        path: path.to_string(),
+        at: JsonLocation::new(path.to_string()),
         expected,
     }
 }
@@ -289,7 +379,7 @@ fn required<'a>(
     key: &str,
 ) -> Result<&'a Value, ProfileError> {
     get(map, key).ok_or_else(|| ProfileError::MissingKey {
-        path: at(parent, key),
+        at: JsonLocation::new(at(parent, key)),
     })
 }
 
@@ -402,7 +492,7 @@ fn libseccomp_arch(value: &Value, path: &str) -> Result<(), ProfileError> {
     match name.strip_prefix("SCMP_ARCH_") {
         Some(arch) if KNOWN.contains(&arch) => Ok(()),
         _ => Err(ProfileError::UnknownArch {
-            path: path.to_string(),
+            at: JsonLocation::new(path.to_string()),
             name: name.to_string(),
         }),
     }
@@ -427,7 +517,7 @@ fn action(
             let errno = errno.unwrap_or(u64::from(EPERM));
             if errno > u64::from(MAX_ERRNO) {
                 return Err(ProfileError::ErrnoOutOfRange {
-                    path: errno_path,
+                    at: JsonLocation::new(errno_path),
                     errno,
                 });
             }
@@ -440,13 +530,15 @@ fn action(
         "SCMP_ACT_LOG" => Action::Log,
         _ => {
             return Err(ProfileError::UnknownAction {
-                path,
+                at: JsonLocation::new(path),
                 name: name.to_string(),
             })
         }
     };
     if errno.is_some() {
-        return Err(ProfileError::ErrnoWithoutErrnoAction { path: errno_path });
+        return Err(ProfileError::ErrnoWithoutErrnoAction {
+            at: JsonLocation::new(errno_path),
+        });
     }
     Ok(action)
 }
@@ -467,7 +559,7 @@ fn condition(value: &Value, path: &str) -> Result<Condition, ProfileError> {
         .ok()
         .filter(|&i| i <= ArgCondition::MAX_INDEX)
         .ok_or(ProfileError::ArgIndexOutOfRange {
-            path: index_path,
+            at: JsonLocation::new(index_path),
             index,
         })?;
     let value = unsigned(required(map, path, "value")?, &at(path, "value"))?;
@@ -494,13 +586,15 @@ fn condition(value: &Value, path: &str) -> Result<Condition, ProfileError> {
         }
         name => {
             return Err(ProfileError::UnknownOp {
-                path: op_path,
+                at: JsonLocation::new(op_path),
                 name: name.to_string(),
             })
         }
     };
     if two != 0 {
-        return Err(ProfileError::ValueTwoUnused { path: two_path });
+        return Err(ProfileError::ValueTwoUnused {
+            at: JsonLocation::new(two_path),
+        });
     }
     Ok(Condition {
         index,
@@ -523,14 +617,16 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
     let names: Vec<(&str, String)> = match (get(map, "names"), get(map, "name")) {
         (Some(_), Some(_)) => {
             return Err(ProfileError::NameAndNames {
-                path: path.to_string(),
+                at: JsonLocation::new(path.to_string()),
             })
         }
         (Some(names), None) => {
             let names_path = at(path, "names");
             let names = strings(names, &names_path)?;
             if names.is_empty() {
-                return Err(ProfileError::EmptyNames { path: names_path });
+                return Err(ProfileError::EmptyNames {
+                    at: JsonLocation::new(names_path),
+                });
             }
             names
         }
@@ -540,7 +636,7 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
         }
         (None, None) => {
             return Err(ProfileError::MissingKey {
-                path: at(path, "names"),
+                at: JsonLocation::new(at(path, "names")),
             })
         }
     };
@@ -550,7 +646,7 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
             .find(|(n, _)| syscalls::number(n).is_none() && !syscalls::exists_elsewhere(n))
         {
             return Err(ProfileError::UnknownSyscall {
-                path: name_path.clone(),
+                at: JsonLocation::new(name_path.clone()),
                 name: (*name).to_string(),
             });
         }
@@ -575,25 +671,17 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
         let inc = object(includes, &includes_path, &["caps", "arches", "minKernel"])?;
         requires = capabilities(inc, &includes_path)?;
         only_on = arches(inc, &includes_path)?;
-        if let Some(min) = get(inc, "minKernel") {
-            let min_path = at(&includes_path, "minKernel");
-            let text = string(min, &min_path)?;
-            min_kernel =
-                Some(
-                    kernel_version(text).ok_or_else(|| ProfileError::InvalidKernelVersion {
-                        path: min_path,
-                        text: text.to_string(),
-                    })?,
-                );
-        }
+        min_kernel = min_kernel_of(inc, &includes_path)?;
     }
     let mut unless = Vec::new();
     let mut except_on = Vec::new();
+    let mut unless_kernel = None;
     if let Some(excludes) = get(map, "excludes") {
         let excludes_path = at(path, "excludes");
-        let exc = object(excludes, &excludes_path, &["caps", "arches"])?;
+        let exc = object(excludes, &excludes_path, &["caps", "arches", "minKernel"])?;
         unless = capabilities(exc, &excludes_path)?;
         except_on = arches(exc, &excludes_path)?;
+        unless_kernel = min_kernel_of(exc, &excludes_path)?;
     }
 
     // Group the names by the widths their conditions need, keeping the names' order.
@@ -616,7 +704,7 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
                 let condition =
                     ArgCondition::new(c.index, c.op, c.value, width).map_err(|source| {
                         ProfileError::InvalidCondition {
-                            path: c.path.clone(),
+                            at: JsonLocation::new(c.path.clone()),
                             source,
                         }
                     })?;
@@ -630,9 +718,30 @@ fn syscall_rule(value: &Value, path: &str) -> Result<Vec<SyscallRule>, ProfileEr
             if let Some(min) = min_kernel {
                 rule = rule.min_kernel(min);
             }
+            if let Some(max) = unless_kernel {
+                rule = rule.unless_kernel(max);
+            }
             Ok(rule)
         })
         .collect()
+}
+
+/// The `minKernel` of an `includes` or `excludes` object, if given.
+fn min_kernel_of(
+    map: &Map<String, Value>,
+    parent: &str,
+) -> Result<Option<KernelVersion>, ProfileError> {
+    let Some(min) = get(map, "minKernel") else {
+        return Ok(None);
+    };
+    let path = at(parent, "minKernel");
+    let text = string(min, &path)?;
+    kernel_version(text)
+        .map(Some)
+        .ok_or_else(|| ProfileError::InvalidKernelVersion {
+            at: JsonLocation::new(path),
+            text: text.to_string(),
+        })
 }
 
 /// A `minKernel`: `major.minor`, nothing else.
@@ -657,7 +766,7 @@ fn capabilities(
         .map(|(name, path)| {
             name.parse::<caps::Capability>()
                 .map_err(|_| ProfileError::UnknownCapability {
-                    path,
+                    at: JsonLocation::new(path),
                     name: name.to_string(),
                 })
         })
@@ -672,12 +781,14 @@ fn arches(map: &Map<String, Value>, parent: &str) -> Result<Vec<Arch>, ProfileEr
         .into_iter()
         .map(|(name, path)| {
             Arch::from_docker_name(name).ok_or_else(|| ProfileError::UnknownArch {
-                path,
+                at: JsonLocation::new(path),
                 name: name.to_string(),
             })
         })
         .collect()
 }
+
+mod locate;
 
 #[cfg(test)]
 mod tests;

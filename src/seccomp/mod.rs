@@ -72,6 +72,7 @@ use crate::capabilities::{Capabilities, Capability};
 pub mod bpf;
 mod compile;
 mod default;
+pub mod explain;
 #[cfg(feature = "policy")]
 mod json;
 mod profile;
@@ -81,8 +82,9 @@ pub mod syscalls;
 mod tests;
 
 pub use compile::compile;
+pub use explain::SeccompSummary;
 #[cfg(feature = "policy")]
-pub use json::ProfileError;
+pub use json::{JsonLocation, ProfileError};
 pub use profile::{
     Action, Arch, ArgCondition, ArgOp, ArgWidth, KernelVersion, SeccompProfile, SyscallId,
     SyscallRule, MAX_ERRNO,
@@ -110,6 +112,12 @@ impl SeccompPolicy {
             SeccompPolicy::Default => compile_default(caps),
             SeccompPolicy::Profile(profile) => compile::compile(profile, caps).map(Arc::new),
         }
+    }
+
+    /// What the policy enforces for a container holding `caps`, as a
+    /// [`SeccompSummary`] (human-readable with `Display`, JSON with `to_json`).
+    pub fn explain(&self, caps: Capabilities) -> Result<SeccompSummary, SeccompError> {
+        SeccompSummary::new(self.profile(), caps)
     }
 
     /// The profile the policy stands for.

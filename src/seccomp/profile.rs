@@ -402,8 +402,8 @@ impl fmt::Display for KernelVersion {
 /// The conditions of [`SyscallRule::with_arg`] must all hold (AND); to allow a syscall
 /// for several argument patterns, write several rules (OR). The filters of
 /// [`SyscallRule::requires_caps`], [`SyscallRule::unless_caps`],
-/// [`SyscallRule::only_on`], [`SyscallRule::except_on`] and
-/// [`SyscallRule::min_kernel`] decide whether the rule is part of the profile at all for
+/// [`SyscallRule::only_on`], [`SyscallRule::except_on`], [`SyscallRule::min_kernel`]
+/// and [`SyscallRule::unless_kernel`] decide whether the rule is part of the profile at all for
 /// a given container, exactly as Docker's `includes` and `excludes` do.
 ///
 /// ```
@@ -422,6 +422,7 @@ pub struct SyscallRule {
     only_on: Vec<Arch>,
     except_on: Vec<Arch>,
     min_kernel: Option<KernelVersion>,
+    unless_kernel: Option<KernelVersion>,
 }
 
 impl SyscallRule {
@@ -450,6 +451,7 @@ impl SyscallRule {
             only_on: Vec::new(),
             except_on: Vec::new(),
             min_kernel: None,
+            unless_kernel: None,
         }
     }
 
@@ -499,6 +501,15 @@ impl SyscallRule {
         self
     }
 
+    /// The rule does not apply on kernels at least this recent (Docker's
+    /// `excludes.minKernel`), checked against the running kernel: it is for older
+    /// kernels only.
+    #[must_use]
+    pub fn unless_kernel(mut self, version: KernelVersion) -> Self {
+        self.unless_kernel = Some(version);
+        self
+    }
+
     /// The syscalls the rule names.
     pub fn syscalls(&self) -> &[SyscallId] {
         &self.syscalls
@@ -539,8 +550,16 @@ impl SyscallRule {
         self.min_kernel
     }
 
+    /// The kernel from which on the rule no longer applies.
+    pub fn excluding_kernel(&self) -> Option<KernelVersion> {
+        self.unless_kernel
+    }
+
     /// Whether the rule is part of the profile for a container holding `caps`, on the
     /// build target's architecture and the running kernel.
+    ///
+    /// If the running kernel's version cannot be read, a rule with a kernel condition
+    /// does not apply.
     pub fn applies_to(&self, caps: Capabilities) -> bool {
         let native = Arch::native();
         self.requires_caps.iter().all(|&c| holds(caps, c))
@@ -550,6 +569,10 @@ impl SyscallRule {
             && match self.min_kernel {
                 None => true,
                 Some(min) => KernelVersion::running().is_some_and(|k| k >= min),
+            }
+            && match self.unless_kernel {
+                None => true,
+                Some(max) => KernelVersion::running().is_some_and(|k| k < max),
             }
     }
 
@@ -585,7 +608,8 @@ pub(crate) fn holds(caps: Capabilities, cap: caps::Capability) -> bool {
 ///    several `Errno` rules, the first in profile order.
 ///
 /// A call from another architecture or ABI (i386 via `int 0x80`) kills the process;
-/// [`decide`](Self::decide) cannot express that case, the compiled programs do it.
+/// [`decide_call`](Self::decide_call) includes that case, [`decide`](Self::decide)
+/// looks at native calls only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeccompProfile {
     default_action: Action,
@@ -640,20 +664,15 @@ impl SeccompProfile {
         let nr = i64::from(nr as i32);
         let bits = nr as u32;
         let guard = if cfg!(target_arch = "x86_64") && bits & X32_SYSCALL_BIT != 0 {
-            Some(Action::Errno(EPERM))
+            Some(GUARD_X32)
         } else if syscalls::name(nr).is_none() {
-            Some(Action::Errno(ENOSYS))
+            Some(GUARD_UNKNOWN_NUMBER)
         } else {
             None
         };
         if let Some(guard) = guard {
-            // Unknown numbers match no rule; the guard answers unless the default
-            // action is more restrictive.
-            return if guard.severity() <= self.default_action.severity() {
-                guard
-            } else {
-                self.default_action
-            };
+            // Unknown numbers match no rule.
+            return self.guarded(guard);
         }
         let name = syscalls::name(nr);
         let mut decision: Option<Action> = None;
@@ -667,6 +686,46 @@ impl SeccompProfile {
             };
         }
         decision.unwrap_or(self.default_action)
+    }
+
+    /// What the profile does with the call `data` (number, architecture, arguments) by a
+    /// container holding `caps`: [`decide`](Self::decide), except that a call made
+    /// through another architecture's convention (`data.arch` is not the build target's
+    /// `AUDIT_ARCH_*` value, [`NATIVE_AUDIT_ARCH`](super::bpf::NATIVE_AUDIT_ARCH))
+    /// kills the process.
+    ///
+    /// This is the specification of the compiled programs:
+    /// [`CompiledSeccomp::evaluate`](super::CompiledSeccomp::evaluate) of the same
+    /// `data` returns `decide_call(..).to_ret()`.
+    ///
+    /// ```
+    /// use tasksandbox::seccomp::bpf::{SeccompData, AUDIT_ARCH_I386};
+    /// use tasksandbox::seccomp::{Action, SeccompProfile};
+    /// use tasksandbox::Capabilities;
+    /// let profile = SeccompProfile::docker_default();
+    /// let caps = Capabilities::fargate_default();
+    /// let mut call = SeccompData::native(39, [0; 6]); // getpid on x86_64
+    /// # if cfg!(target_arch = "x86_64") {
+    /// assert_eq!(profile.decide_call(caps, &call), Action::Allow);
+    /// # }
+    /// call.arch = AUDIT_ARCH_I386;
+    /// assert_eq!(profile.decide_call(caps, &call), Action::KillProcess);
+    /// ```
+    pub fn decide_call(&self, caps: Capabilities, data: &super::bpf::SeccompData) -> Action {
+        if data.arch != super::bpf::NATIVE_AUDIT_ARCH {
+            return GUARD_OTHER_ARCH;
+        }
+        self.decide(caps, i64::from(data.nr), &data.args)
+    }
+
+    /// The result of a guard answer `guard` for a call no rule can match: the guard's
+    /// answer, unless the default action is more restrictive.
+    pub(crate) fn guarded(&self, guard: Action) -> Action {
+        if guard.severity() <= self.default_action.severity() {
+            guard
+        } else {
+            self.default_action
+        }
     }
 
     /// The capabilities of the allowlist that can change this profile's compiled form.
@@ -684,6 +743,13 @@ impl SeccompProfile {
 
 /// The bit that marks an x32-ABI syscall number on x86_64 (`__X32_SYSCALL_BIT`).
 pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The guard program's answer to an x32-ABI number (x86_64 only).
+pub(crate) const GUARD_X32: Action = Action::Errno(EPERM);
+/// The guard program's answer to a number outside the syscall table.
+pub(crate) const GUARD_UNKNOWN_NUMBER: Action = Action::Errno(ENOSYS);
+/// What both programs do with a call made through another architecture's convention.
+pub(crate) const GUARD_OTHER_ARCH: Action = Action::KillProcess;
 
 #[cfg(test)]
 mod tests {
@@ -747,6 +813,44 @@ mod tests {
         assert_eq!(KernelVersion::parse("x"), None);
         assert!(KernelVersion::new(4, 10) > KernelVersion::new(4, 8));
         assert!(KernelVersion::running().is_some());
+    }
+
+    #[test]
+    fn kernel_conditions_bound_both_ways() {
+        let caps = Capabilities::fargate_default();
+        let Some(running) = KernelVersion::running() else {
+            panic!("the running kernel's version cannot be read");
+        };
+        let next = KernelVersion::new(running.major, running.minor + 1);
+        let rule = || SyscallRule::new(["getpid"], Action::Allow);
+        assert!(rule().min_kernel(running).applies_to(caps));
+        assert!(!rule().min_kernel(next).applies_to(caps));
+        // Docker's `excludes.minKernel`: only for kernels older than the version.
+        assert!(rule().unless_kernel(next).applies_to(caps));
+        assert!(!rule().unless_kernel(running).applies_to(caps));
+        assert!(rule()
+            .min_kernel(KernelVersion::new(4, 8))
+            .unless_kernel(next)
+            .applies_to(caps));
+    }
+
+    #[test]
+    fn calls_from_other_architectures_are_killed() {
+        use crate::seccomp::bpf::{SeccompData, AUDIT_ARCH_I386, NATIVE_AUDIT_ARCH};
+        let caps = Capabilities::fargate_default();
+        let allow_all = SeccompProfile::new(Action::Allow);
+        for arch in [AUDIT_ARCH_I386, 0, u32::MAX, NATIVE_AUDIT_ARCH ^ 1] {
+            let call = SeccompData {
+                arch,
+                ..SeccompData::native(0, [0; 6])
+            };
+            assert_eq!(allow_all.decide_call(caps, &call), Action::KillProcess);
+        }
+        let call = SeccompData::native(0, [0; 6]);
+        assert_eq!(
+            allow_all.decide_call(caps, &call),
+            allow_all.decide(caps, 0, &[0; 6])
+        );
     }
 
     #[test]
