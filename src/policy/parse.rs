@@ -196,6 +196,13 @@ fn suggest(key: &str, expected: &[&'static str]) -> Option<&'static str> {
     if let Some(exact) = expected.iter().find(|k| **k == snake) {
         return Some(exact);
     }
+    // `interval` for `interval_secs`: the key without its unit.
+    if let Some(with_unit) = expected
+        .iter()
+        .find(|k| k.strip_prefix(snake.as_str()).is_some_and(|rest| rest.starts_with('_')))
+    {
+        return Some(with_unit);
+    }
     expected
         .iter()
         .map(|k| (edit_distance(&snake, k), *k))
