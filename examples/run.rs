@@ -122,8 +122,15 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
         let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
         if !matches!(
             flag.as_str(),
-            "--policy" | "--explain" | "--explain=json" | "--explain=text" | "--best-effort"
-                | "--no-userns" | "-h" | "--help" | "--"
+            "--policy"
+                | "--explain"
+                | "--explain=json"
+                | "--explain=text"
+                | "--best-effort"
+                | "--no-userns"
+                | "-h"
+                | "--help"
+                | "--"
         ) && flag.starts_with('-')
         {
             args.container_options = true;

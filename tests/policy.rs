@@ -46,9 +46,7 @@ fn every_sample_round_trips_through_its_canonical_text() {
             continue;
         }
         // Both build, to the same enforcement.
-        let built = policy
-            .build()
-            .unwrap_or_else(|e| panic!("{}", e.render()));
+        let built = policy.build().unwrap_or_else(|e| panic!("{}", e.render()));
         let rebuilt = again.build().unwrap_or_else(|e| panic!("{}", e.render()));
         assert_eq!(
             built.explain().to_json(),
@@ -58,7 +56,11 @@ fn every_sample_round_trips_through_its_canonical_text() {
         );
         assert_eq!(
             built.container_names().collect::<Vec<_>>(),
-            policy.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
+            policy
+                .containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -77,7 +79,9 @@ fn every_sample_runs() {
         assert!(exit.success(), "{}: {exit}", relative(&file).display());
         // Non-essential containers ran too (the sidecar waits for a health check).
         assert!(
-            exit.containers.iter().all(|c| c.status.is_some_and(|s| s.success())),
+            exit.containers
+                .iter()
+                .all(|c| c.status.is_some_and(|s| s.success())),
             "{}: {exit}",
             relative(&file).display()
         );
@@ -90,7 +94,12 @@ fn build_error(text: &str) -> (usize, usize, String, String) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies/test.toml");
     let policy = Policy::parse(text, &file).unwrap_or_else(|e| panic!("{}", e.render()));
     let err = policy.build().expect_err("the policy is refused");
-    (err.line, err.column, err.key_path.clone(), err.message())
+    (
+        err.line(),
+        err.column(),
+        err.key_path().to_string(),
+        err.message(),
+    )
 }
 
 #[track_caller]
@@ -230,7 +239,9 @@ fn build_errors_are_placed_on_their_key() {
         "examples/policies/no-such-secret",
     );
     assert_build_refused(
-        &format!("{TWO}secrets = [{{ name = \"../t\", value_from = \"file:secrets/api-token\" }}]\n"),
+        &format!(
+            "{TWO}secrets = [{{ name = \"../t\", value_from = \"file:secrets/api-token\" }}]\n"
+        ),
         4,
         12,
         "container[0].secrets[0]",
@@ -275,7 +286,7 @@ fn a_build_error_is_rendered_with_its_line() {
     let text = format!("{TWO}\n[[container]]\nname = \"b\"\ncommand = [\"/bin/true\"]\ndepends_on = [{{ container = \"db\", condition = \"SUCCESS\" }}]\n");
     let err = Policy::parse(&text, file).unwrap().build().unwrap_err();
     assert!(matches!(
-        err.kind,
+        err.kind(),
         PolicyErrorKind::Config(ConfigError::Dependency { .. })
     ));
     assert_eq!(
@@ -322,7 +333,9 @@ fn check_golden(name: &str, actual: &str) {
 /// add masked paths). Debian 12 and later on x86_64 VMs are such hosts.
 fn host_matches_golden() -> bool {
     let symlink = |p: &str| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-    let merged = ["/bin", "/sbin", "/lib", "/lib64"].iter().all(|p| symlink(p))
+    let merged = ["/bin", "/sbin", "/lib", "/lib64"]
+        .iter()
+        .all(|p| symlink(p))
         && ["/lib32", "/libx32"].iter().all(|p| !Path::new(p).exists());
     let thermal = std::fs::read_dir("/sys/devices/system/cpu")
         .map(|d| {
@@ -345,7 +358,9 @@ fn explain_of_a_sample_matches_its_golden_text() {
     let file = Path::new("examples/policies/web-with-sidecar.toml");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let policy = Policy::from_file(dir.join(file)).unwrap();
-    let explanation = policy.explain().unwrap_or_else(|e| panic!("{}", e.render()));
+    let explanation = policy
+        .explain()
+        .unwrap_or_else(|e| panic!("{}", e.render()));
     check_golden("explain-web-with-sidecar.txt", &explanation.to_string());
     let json = explanation.to_json_string();
     check_golden("explain-web-with-sidecar.json", &json);
@@ -363,14 +378,20 @@ fn explain_reads_the_built_task() {
     let e = policy.explain().unwrap();
     let app = &e.containers[0];
     // Non-root user: bounding set only; drops applied; SYS_PTRACE only where added.
-    assert_eq!(app.capabilities.bounding, 0xa80425fb & !(1 << 13) & !(1 << 27));
+    assert_eq!(
+        app.capabilities.bounding,
+        0xa80425fb & !(1 << 13) & !(1 << 27)
+    );
     assert_eq!(app.capabilities.effective, 0);
     let side = &e.containers[1];
     assert_eq!(side.capabilities.bounding, 1 << 19);
     assert_eq!(side.capabilities.effective, 1 << 19);
     // With SYS_PTRACE the default profile allows kcmp, pidfd_getfd, process_madvise.
     let refused = |c: &tasksandbox::explain::ContainerExplanation, name: &str| {
-        c.seccomp.refused.iter().any(|(_, names)| names.contains(&name))
+        c.seccomp
+            .refused
+            .iter()
+            .any(|(_, names)| names.contains(&name))
     };
     assert!(refused(app, "kcmp") && !refused(side, "kcmp"));
     assert!(side.seccomp.allowed.contains(&"kcmp"));
@@ -379,8 +400,15 @@ fn explain_reads_the_built_task() {
     assert!(app.seccomp.argument_filtered.contains(&"clone"));
     assert!(app.readonly_rootfs && !side.readonly_rootfs);
     assert_eq!(app.secrets, ["api-token"]);
-    assert!(app.landlock && !side.landlock, "pid_mode task: Landlock without SYS_PTRACE");
-    let share = app.mounts.iter().find(|m| m.target == "/srv/share").unwrap();
+    assert!(
+        app.landlock && !side.landlock,
+        "pid_mode task: Landlock without SYS_PTRACE"
+    );
+    let share = app
+        .mounts
+        .iter()
+        .find(|m| m.target == "/srv/share")
+        .unwrap();
     assert_eq!(share.source.as_deref(), Some("/usr/share"));
     assert_eq!(share.flags, ["rec", "ro"]);
     assert_eq!(e.task.nofile, 4096);

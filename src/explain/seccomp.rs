@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use crate::capabilities::Capabilities;
 use crate::seccomp::bpf::SeccompData;
-use crate::seccomp::{
-    syscalls, Action, CompiledSeccomp, ProgramKind, SeccompPolicy, SyscallId,
-};
+use crate::seccomp::{syscalls, Action, CompiledSeccomp, ProgramKind, SeccompPolicy, SyscallId};
 
 /// What a container's seccomp filters do.
 #[derive(Debug, Clone, PartialEq, Eq)]

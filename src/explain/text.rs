@@ -121,7 +121,11 @@ impl Display for Explanation {
         };
         let _ = writeln!(out, "  pid mode           {pid}");
         let _ = writeln!(out, "  hostname           {}", t.hostname);
-        let _ = writeln!(out, "  cgroup             {}", limits(&t.limits, "unlimited"));
+        let _ = writeln!(
+            out,
+            "  cgroup             {}",
+            limits(&t.limits, "unlimited")
+        );
         let _ = writeln!(out, "  nofile             {} (soft and hard)", t.nofile);
         let _ = writeln!(
             out,
@@ -261,7 +265,11 @@ fn container(out: &mut String, c: &ContainerExplanation) {
             c.secrets.join(", ")
         );
     }
-    let _ = writeln!(out, "  cgroup             {}", limits(&c.limits, "the task's"));
+    let _ = writeln!(
+        out,
+        "  cgroup             {}",
+        limits(&c.limits, "the task's")
+    );
 }
 
 fn seccomp(out: &mut String, s: &SeccompExplanation) {
@@ -292,12 +300,6 @@ fn seccomp(out: &mut String, s: &SeccompExplanation) {
         );
     }
     if !s.argument_filtered.is_empty() {
-        wrapped(
-            out,
-            "    argument-filtered: ",
-            &s.argument_filtered,
-            " ",
-            6,
-        );
+        wrapped(out, "    argument-filtered: ", &s.argument_filtered, " ", 6);
     }
 }

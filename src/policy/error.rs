@@ -12,8 +12,9 @@ use crate::size::SizeError;
 
 /// A policy the crate refuses, and where.
 ///
-/// `line` and `column` are 1-based (columns count characters); they are 0 only for
-/// [`PolicyErrorKind::Read`], which is about the file, not a place in it.
+/// [`line`](PolicyError::line) and [`column`](PolicyError::column) are 1-based
+/// (columns count characters); they are 0 only for [`PolicyErrorKind::Read`], which is
+/// about the file, not a place in it.
 /// [`PolicyError::render`] prints it the way rustc prints a diagnostic:
 ///
 /// ```text
@@ -24,20 +25,15 @@ use crate::size::SizeError;
 ///    |        ^^^^^^^^^^^ container[1].capabilities.add[0]
 /// ```
 #[derive(Debug)]
-#[non_exhaustive]
-pub struct PolicyError {
-    /// The policy file, as it was named.
-    pub file: PathBuf,
-    /// The line (1-based; 0 when the file could not be read).
-    pub line: usize,
-    /// The column, in characters (1-based; 0 when the file could not be read).
-    pub column: usize,
-    /// The key the error is about: `task.cpu`, `container[1].capabilities.add[0]`
-    /// (container indices count from 0, in the order of the file); empty for an error
-    /// about the whole file.
-    pub key_path: String,
-    /// What is wrong.
-    pub kind: PolicyErrorKind,
+pub struct PolicyError(Box<Located>);
+
+#[derive(Debug)]
+struct Located {
+    file: PathBuf,
+    line: usize,
+    column: usize,
+    key_path: String,
+    kind: PolicyErrorKind,
     /// The text of the line, and the characters of it to underline.
     snippet: Option<(String, Range<usize>)>,
 }
@@ -162,52 +158,77 @@ impl PolicyError {
         let column = source[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(source, span.end.clamp(start, line_end));
         let width = source[start..end].chars().count().max(1);
-        PolicyError {
+        PolicyError(Box::new(Located {
             file: file.to_path_buf(),
             line,
             column,
             key_path: key_path.into(),
             kind,
-            snippet: Some((
-                line_text.to_string(),
-                column - 1..column - 1 + width,
-            )),
-        }
+            snippet: Some((line_text.to_string(), column - 1..column - 1 + width)),
+        }))
     }
 
     /// An error about the file as a whole (it cannot be read).
     pub(crate) fn read(file: &Path, err: std::io::Error) -> Self {
-        PolicyError {
+        PolicyError(Box::new(Located {
             file: file.to_path_buf(),
             line: 0,
             column: 0,
             key_path: String::new(),
             kind: PolicyErrorKind::Read(err),
             snippet: None,
-        }
+        }))
+    }
+
+    /// The policy file, as it was named.
+    pub fn file(&self) -> &Path {
+        &self.0.file
+    }
+
+    /// The line (1-based; 0 when the file could not be read).
+    pub fn line(&self) -> usize {
+        self.0.line
+    }
+
+    /// The column, in characters (1-based; 0 when the file could not be read).
+    pub fn column(&self) -> usize {
+        self.0.column
+    }
+
+    /// The key the error is about: `task.cpu`, `container[1].capabilities.add[0]`
+    /// (container indices count from 0, in the order of the file); empty for an error
+    /// about the whole file.
+    pub fn key_path(&self) -> &str {
+        &self.0.key_path
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> &PolicyErrorKind {
+        &self.0.kind
     }
 
     /// The message, without the place.
     pub fn message(&self) -> String {
-        chain(&self.kind)
+        chain(&self.0.kind)
     }
 
     /// The error as rustc prints a diagnostic: the message, the place, the line of the
     /// policy with the offending key or value underlined and labelled with its key
     /// path.
     pub fn render(&self) -> String {
+        let e = &self.0;
         let mut out = format!("error: {}\n", self.message());
-        let Some((text, cols)) = &self.snippet else {
-            out.push_str(&format!(" --> {}\n", self.file.display()));
+        let Some((text, cols)) = &e.snippet else {
+            out.push_str(&format!(" --> {}\n", e.file.display()));
             return out;
         };
-        let number = self.line.to_string();
+        let number = e.line.to_string();
         let pad = " ".repeat(number.len());
         out.push_str(&format!(
             "{pad}--> {}:{}:{}\n",
-            self.file.display(),
-            self.line,
-            self.column
+            e.file.display(),
+            e.line,
+            e.column
         ));
         out.push_str(&format!("{pad} |\n"));
         out.push_str(&format!("{number} | {text}\n"));
@@ -218,10 +239,10 @@ impl PolicyError {
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         let carets = "^".repeat(cols.len());
-        if self.key_path.is_empty() {
+        if e.key_path.is_empty() {
             out.push_str(&format!("{pad} | {lead}{carets}\n"));
         } else {
-            out.push_str(&format!("{pad} | {lead}{carets} {}\n", self.key_path));
+            out.push_str(&format!("{pad} | {lead}{carets} {}\n", e.key_path));
         }
         out
     }
@@ -229,20 +250,21 @@ impl PolicyError {
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}:{}", self.line, self.column)?;
+        let e = &self.0;
+        write!(f, "{}", e.file.display())?;
+        if e.line > 0 {
+            write!(f, ":{}:{}", e.line, e.column)?;
         }
-        if !self.key_path.is_empty() {
-            write!(f, ": {}", self.key_path)?;
+        if !e.key_path.is_empty() {
+            write!(f, ": {}", e.key_path)?;
         }
-        write!(f, ": {}", self.kind)
+        write!(f, ": {}", e.kind)
     }
 }
 
 impl std::error::Error for PolicyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.kind)
+        std::error::Error::source(&self.0.kind)
     }
 }
 

@@ -31,8 +31,8 @@
 //!     "app.toml",
 //! )
 //! .unwrap_err();
-//! assert_eq!((err.line, err.column), (4, 25));
-//! assert_eq!(err.key_path, "container[0].capabilities.add[0]");
+//! assert_eq!((err.line(), err.column()), (4, 25));
+//! assert_eq!(err.key_path(), "container[0].capabilities.add[0]");
 //! println!("{}", err.render());
 //! ```
 
@@ -46,8 +46,8 @@ use std::time::Duration;
 
 pub use error::{PolicyError, PolicyErrorKind};
 pub use model::{
-    CapabilitiesPolicy, ContainerPolicy, HealthCheckPolicy, MountPolicy, SecretPolicy,
-    SecretSource, SeccompSource, StdioPolicy, TaskPolicy,
+    CapabilitiesPolicy, ContainerPolicy, HealthCheckPolicy, MountPolicy, SeccompSource,
+    SecretPolicy, SecretSource, StdioPolicy, TaskPolicy,
 };
 
 use crate::capabilities::Capabilities;
@@ -129,9 +129,9 @@ impl Policy {
             } else {
                 EphemeralStorage::custom_mib(gib.saturating_mul(1024))
             };
-            b = b.ephemeral_storage(
-                storage.map_err(|e| self.error_at("task.ephemeral_storage_gib", PolicyErrorKind::Size(e)))?,
-            );
+            b = b.ephemeral_storage(storage.map_err(|e| {
+                self.error_at("task.ephemeral_storage_gib", PolicyErrorKind::Size(e))
+            })?);
         }
         if let Some(secs) = t.stop_timeout_secs {
             b = b.stop_timeout(Duration::from_secs(secs));
@@ -192,7 +192,11 @@ impl Policy {
             Some((found, span)) => {
                 // A missing key is reported on the table that lacks it, named by
                 // the key path asked for.
-                let shown = if found == path { found } else { path.to_string() };
+                let shown = if found == path {
+                    found
+                } else {
+                    path.to_string()
+                };
                 PolicyError::at(&self.file, &self.source, span, shown, kind)
             }
             None => PolicyError::at(&self.file, &self.source, 0..0, path, kind),
@@ -216,7 +220,11 @@ impl Policy {
             (true, None, None) => Ok(default),
             (true, Some(cpu), Some(mem)) => TaskSize::fargate(cpu, mem),
             (true, Some(_), None) | (true, None, Some(_)) => {
-                let (present, missing) = if t.cpu.is_some() { ("cpu", "memory") } else { ("memory", "cpu") };
+                let (present, missing) = if t.cpu.is_some() {
+                    ("cpu", "memory")
+                } else {
+                    ("memory", "cpu")
+                };
                 return Err(self.error_at(
                     &format!("task.{present}"),
                     PolicyErrorKind::Invalid(format!(
@@ -252,7 +260,9 @@ impl Policy {
         if let Some(dir) = &c.working_dir {
             out = out.working_dir(dir);
         }
-        out = out.essential(c.essential).readonly_rootfs(c.readonly_rootfs);
+        out = out
+            .essential(c.essential)
+            .readonly_rootfs(c.readonly_rootfs);
         for (dep, condition) in &c.depends_on {
             out = out.depends_on(dep, *condition);
         }
@@ -294,7 +304,7 @@ impl Policy {
         for (j, s) in c.secrets.iter().enumerate() {
             let value = match &s.value_from {
                 SecretSource::Env(var) => std::env::var_os(var)
-                    .map(|v| std::os::unix::ffi::OsStringExt::into_vec(v))
+                    .map(std::os::unix::ffi::OsStringExt::into_vec)
                     .ok_or_else(|| format!("the environment variable {var} is not set")),
                 SecretSource::File(file) => {
                     let path = self.resolve(file);
@@ -302,7 +312,10 @@ impl Policy {
                 }
             }
             .map_err(|msg| {
-                self.error_at(&at(&format!("secrets[{j}].value_from")), PolicyErrorKind::Secret(msg))
+                self.error_at(
+                    &at(&format!("secrets[{j}].value_from")),
+                    PolicyErrorKind::Secret(msg),
+                )
             })?;
             out = out.secret(Secret::new(&s.name, value));
         }
@@ -321,7 +334,10 @@ impl Policy {
             StdioPolicy::Log => Stdio::Log,
             StdioPolicy::File(p) => Stdio::File(self.resolve(p)),
         };
-        out = out.stdin(stdio(&c.stdin)).stdout(stdio(&c.stdout)).stderr(stdio(&c.stderr));
+        out = out
+            .stdin(stdio(&c.stdin))
+            .stdout(stdio(&c.stdout))
+            .stderr(stdio(&c.stderr));
         if let Some(units) = c.cpu {
             out = out.cpu_units(units);
         }
@@ -346,11 +362,19 @@ impl Policy {
             ConfigError::Size(SizeError::FargateCpu { .. } | SizeError::CpuOutOfRange { .. }) => {
                 "task.cpu".into()
             }
-            ConfigError::Size(SizeError::StorageOutOfRange { .. }) => "task.ephemeral_storage_gib".into(),
+            ConfigError::Size(SizeError::StorageOutOfRange { .. }) => {
+                "task.ephemeral_storage_gib".into()
+            }
             ConfigError::Size(_) => "task.memory".into(),
             ConfigError::NoContainer => "container".into(),
             ConfigError::DuplicateContainer { name } => {
-                match self.containers.iter().enumerate().filter(|(_, c)| c.name == *name).nth(1) {
+                match self
+                    .containers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.name == *name)
+                    .nth(1)
+                {
                     Some((i, _)) => format!("container[{i}].name"),
                     None => container(name, "name"),
                 }
@@ -367,7 +391,9 @@ impl Policy {
                         let var = value.split('=').next().unwrap_or_default();
                         return container(name, &format!("env.{var}"));
                     }
-                    "volume destination" | "volume source" => return self.mount_path(name, |_| true),
+                    "volume destination" | "volume source" => {
+                        return self.mount_path(name, |_| true)
+                    }
                     "secret" => "secrets",
                     other => other,
                 };
@@ -379,9 +405,10 @@ impl Policy {
                 path,
             } => match *field {
                 "working_dir" => container(name, "working_dir"),
-                "ephemeral storage mount" => self.mount_path(name, |m| {
-                    matches!(m, MountPolicy::Ephemeral { destination } if destination == path)
-                }),
+                "ephemeral storage mount" => self.mount_path(
+                    name,
+                    |m| matches!(m, MountPolicy::Ephemeral { destination } if destination == path),
+                ),
                 "stdio file" => {
                     let key = self
                         .index_of(name)
@@ -397,20 +424,27 @@ impl Policy {
                 }
                 _ => container(name, ""),
             },
-            ConfigError::EnvName { container: name, name: var, .. } => container(name, &format!("env.{var}")),
-            ConfigError::Hostname { container: name, .. } if name == "task" && self.index_of("task").is_none() => {
-                "task.hostname".into()
-            }
-            ConfigError::Hostname { container: name, .. } => container(name, "hostname"),
-            ConfigError::Rootfs { container: name, .. } => container(name, "rootfs"),
+            ConfigError::EnvName {
+                container: name,
+                name: var,
+                ..
+            } => container(name, &format!("env.{var}")),
+            ConfigError::Hostname {
+                container: name, ..
+            } if name == "task" && self.index_of("task").is_none() => "task.hostname".into(),
+            ConfigError::Hostname {
+                container: name, ..
+            } => container(name, "hostname"),
+            ConfigError::Rootfs {
+                container: name, ..
+            } => container(name, "rootfs"),
             ConfigError::Volume {
                 container: name,
                 destination,
                 ..
             } => self.mount_path(name, |m| match m {
-                MountPolicy::Bind { destination: d, .. } | MountPolicy::Ephemeral { destination: d } => {
-                    d == destination
-                }
+                MountPolicy::Bind { destination: d, .. }
+                | MountPolicy::Ephemeral { destination: d } => d == destination,
             }),
             ConfigError::PidsLimit { .. } => "task.pids_limit".into(),
             ConfigError::Nofile { .. } => self
@@ -419,14 +453,22 @@ impl Policy {
                 .position(|c| c.nofile.is_some())
                 .map(|i| format!("container[{i}].ulimits"))
                 .unwrap_or_default(),
-            ConfigError::UserNotMapped { container: name, .. } => container(name, "user"),
-            ConfigError::Seccomp { container: name, .. } => container(name, "seccomp"),
+            ConfigError::UserNotMapped {
+                container: name, ..
+            } => container(name, "user"),
+            ConfigError::Seccomp {
+                container: name, ..
+            } => container(name, "seccomp"),
             ConfigError::Dependency {
                 container: name,
                 dependency,
                 ..
             } => match self.index_of(name) {
-                Some(i) => match self.containers[i].depends_on.iter().position(|(d, _)| d == dependency) {
+                Some(i) => match self.containers[i]
+                    .depends_on
+                    .iter()
+                    .position(|(d, _)| d == dependency)
+                {
                     Some(j) => format!("container[{i}].depends_on[{j}]"),
                     None => format!("container[{i}].depends_on"),
                 },
@@ -473,7 +515,10 @@ impl Policy {
         let key = match key {
             "cpu_units" => "cpu".to_string(),
             "memory_limit" => "memory".to_string(),
-            k if k.starts_with("health_check.") && !k.ends_with("command") && !k.ends_with("retries") => {
+            k if k.starts_with("health_check.")
+                && !k.ends_with("command")
+                && !k.ends_with("retries") =>
+            {
                 format!("{k}_secs")
             }
             k => k.to_string(),

@@ -197,10 +197,10 @@ fn suggest(key: &str, expected: &[&'static str]) -> Option<&'static str> {
         return Some(exact);
     }
     // `interval` for `interval_secs`: the key without its unit.
-    if let Some(with_unit) = expected
-        .iter()
-        .find(|k| k.strip_prefix(snake.as_str()).is_some_and(|rest| rest.starts_with('_')))
-    {
+    if let Some(with_unit) = expected.iter().find(|k| {
+        k.strip_prefix(snake.as_str())
+            .is_some_and(|rest| rest.starts_with('_'))
+    }) {
         return Some(with_unit);
     }
     expected
@@ -256,7 +256,11 @@ impl<'a> Cx<'a> {
         // `privileged` anywhere in the table comes first: it is the one key whose
         // refusal matters most.
         if let Some((k, _)) = entries.iter().find(|(k, _)| k.get_ref() == "privileged") {
-            return Err(self.err(k.span(), &join(path, "privileged"), PolicyErrorKind::Privileged));
+            return Err(self.err(
+                k.span(),
+                &join(path, "privileged"),
+                PolicyErrorKind::Privileged,
+            ));
         }
         for (k, v) in &entries {
             let key: &str = k.get_ref();
@@ -296,7 +300,12 @@ impl<'a> Cx<'a> {
         })
     }
 
-    fn missing(&self, fields: &Fields<'_, '_>, key: &'static str, why: &'static str) -> PolicyError {
+    fn missing(
+        &self,
+        fields: &Fields<'_, '_>,
+        key: &'static str,
+        why: &'static str,
+    ) -> PolicyError {
         self.err(
             fields.span.clone(),
             &fields.path,
@@ -341,12 +350,22 @@ impl<'a> Cx<'a> {
     }
 
     fn u32(&self, v: &Value<'_>, path: &str, range: RangeInclusive<u32>, unit: &str) -> Res<u32> {
-        let n = self.uint(v, path, u64::from(*range.start())..=u64::from(*range.end()), unit)?;
+        let n = self.uint(
+            v,
+            path,
+            u64::from(*range.start())..=u64::from(*range.end()),
+            unit,
+        )?;
         // In range, so it fits.
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    fn array<'v, 'i>(&self, v: &'v Value<'i>, path: &str, what: &'static str) -> Res<&'v DeArray<'i>> {
+    fn array<'v, 'i>(
+        &self,
+        v: &'v Value<'i>,
+        path: &str,
+        what: &'static str,
+    ) -> Res<&'v DeArray<'i>> {
         match v.get_ref() {
             DeValue::Array(a) => Ok(a),
             _ => Err(self.wrong_type(v, path, what)),
@@ -397,7 +416,11 @@ pub(crate) fn parse(file: &Path, src: &str) -> Res<Parsed> {
     };
     let doc = DeTable::parse(src).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        cx.err(span, "", PolicyErrorKind::Syntax(e.message().trim().to_string()))
+        cx.err(
+            span,
+            "",
+            PolicyErrorKind::Syntax(e.message().trim().to_string()),
+        )
     })?;
     let top = cx.table_fields(doc.get_ref(), 0..0, "", TOP_KEYS)?;
     if let Some(v) = top.get("version") {
@@ -438,10 +461,20 @@ fn task(cx: &mut Cx<'_>, v: &Value<'_>) -> Res<TaskPolicy> {
         t.fargate = cx.boolean(v, &f.path("fargate"))?;
     }
     if let Some(v) = f.get("cpu") {
-        t.cpu = Some(cx.u32(v, &f.path("cpu"), 1..=crate::size::MAX_CPU_UNITS, " CPU units")?);
+        t.cpu = Some(cx.u32(
+            v,
+            &f.path("cpu"),
+            1..=crate::size::MAX_CPU_UNITS,
+            " CPU units",
+        )?);
     }
     if let Some(v) = f.get("memory") {
-        t.memory = Some(cx.uint(v, &f.path("memory"), crate::size::MIN_MEMORY_MIB..=1 << 40, " MiB")?);
+        t.memory = Some(cx.uint(
+            v,
+            &f.path("memory"),
+            crate::size::MIN_MEMORY_MIB..=1 << 40,
+            " MiB",
+        )?);
     }
     if let Some(v) = f.get("pid_mode") {
         let path = f.path("pid_mode");
@@ -471,7 +504,8 @@ fn task(cx: &mut Cx<'_>, v: &Value<'_>) -> Res<TaskPolicy> {
     }
     if let Some(v) = f.get("stop_timeout_secs") {
         let max = crate::task::MAX_STOP_TIMEOUT.as_secs();
-        t.stop_timeout_secs = Some(cx.uint(v, &f.path("stop_timeout_secs"), 0..=max, " seconds")?);
+        t.stop_timeout_secs =
+            Some(cx.uint(v, &f.path("stop_timeout_secs"), 0..=max, " seconds")?);
     }
     if let Some(v) = f.get("pids_limit") {
         t.pids_limit = Some(cx.uint(v, &f.path("pids_limit"), 1..=u64::from(u32::MAX), "")?);
@@ -497,7 +531,13 @@ fn container(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<ContainerPolicy>
                 return Err(cx.invalid(v, &p, "the command is empty"));
             }
         }
-        None => return Err(cx.missing(&f, "command", "what the container runs, as an array: [\"/bin/app\", \"--flag\"]")),
+        None => {
+            return Err(cx.missing(
+                &f,
+                "command",
+                "what the container runs, as an array: [\"/bin/app\", \"--flag\"]",
+            ))
+        }
     }
     if let Some(v) = f.get("rootfs") {
         c.rootfs = Some(cx.path_value(v, &f.path("rootfs"))?);
@@ -597,25 +637,43 @@ fn container(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<ContainerPolicy>
     if let Some(v) = f.get("health_check") {
         c.health_check = Some(health_check(cx, v, &f.path("health_check"))?);
     }
-    for (key, slot) in [("stdin", &mut c.stdin), ("stdout", &mut c.stdout), ("stderr", &mut c.stderr)] {
+    for (key, slot) in [
+        ("stdin", &mut c.stdin),
+        ("stdout", &mut c.stdout),
+        ("stderr", &mut c.stderr),
+    ] {
         if let Some(v) = f.get(key) {
             *slot = stdio(cx, v, &f.path(key), key == "stdin")?;
         }
     }
     if let Some(v) = f.get("cpu") {
-        c.cpu = Some(cx.u32(v, &f.path("cpu"), 1..=crate::size::MAX_CPU_UNITS, " CPU units")?);
+        c.cpu = Some(cx.u32(
+            v,
+            &f.path("cpu"),
+            1..=crate::size::MAX_CPU_UNITS,
+            " CPU units",
+        )?);
     }
     if let Some(v) = f.get("memory") {
-        c.memory = Some(cx.uint(v, &f.path("memory"), crate::size::MIN_MEMORY_MIB..=1 << 40, " MiB")?);
+        c.memory = Some(cx.uint(
+            v,
+            &f.path("memory"),
+            crate::size::MIN_MEMORY_MIB..=1 << 40,
+            " MiB",
+        )?);
     }
     Ok(c)
 }
 
 fn user(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<User> {
     match v.get_ref() {
-        DeValue::String(s) => s
-            .parse::<User>()
-            .map_err(|_| cx.invalid(v, path, format!("{s:?} is not \"uid\" or \"uid:gid\" with numeric ids"))),
+        DeValue::String(s) => s.parse::<User>().map_err(|_| {
+            cx.invalid(
+                v,
+                path,
+                format!("{s:?} is not \"uid\" or \"uid:gid\" with numeric ids"),
+            )
+        }),
         DeValue::Integer(_) => {
             let uid = cx.u32(v, path, 0..=u32::MAX, "")?;
             Ok(User::new(uid, uid))
@@ -645,14 +703,26 @@ fn ulimits(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<Option<u64>> {
         };
         let np = f.path("name");
         if cx.string(name, &np)? != "nofile" {
-            return Err(cx.invalid(name, &np, "only the \"nofile\" ulimit can be set (Fargate's default is 65535)"));
+            return Err(cx.invalid(
+                name,
+                &np,
+                "only the \"nofile\" ulimit can be set (Fargate's default is 65535)",
+            ));
         }
         if nofile.is_some() {
             return Err(cx.invalid(name, &np, "\"nofile\" is set twice"));
         }
         let max = crate::task::MAX_NOFILE;
         let (Some(soft), Some(hard)) = (f.get("soft"), f.get("hard")) else {
-            return Err(cx.missing(&f, if f.get("soft").is_none() { "soft" } else { "hard" }, "both limits, equal"));
+            return Err(cx.missing(
+                &f,
+                if f.get("soft").is_none() {
+                    "soft"
+                } else {
+                    "hard"
+                },
+                "both limits, equal",
+            ));
         };
         let soft_n = cx.uint(soft, &f.path("soft"), 1..=max, "")?;
         let hard_n = cx.uint(hard, &f.path("hard"), 1..=max, "")?;
@@ -695,13 +765,19 @@ fn capabilities(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<CapabilitiesP
         for (p, item) in cx.elements(v, &f.path("add"), "an array of capability names")? {
             let name = cx.string(item, &p)?;
             let refuse = |name: String, default: bool| {
-                cx.err(item.span(), &p, PolicyErrorKind::CapabilityNotAddable { name, default })
+                cx.err(
+                    item.span(),
+                    &p,
+                    PolicyErrorKind::CapabilityNotAddable { name, default },
+                )
             };
             match Capability::from_name(&name) {
                 Ok(Capability::SysPtrace) => caps.add_sys_ptrace = true,
                 Ok(cap) => return Err(refuse(cap.name(), true)),
                 Err(CapabilityError::NotAllowed { name }) => return Err(refuse(name, false)),
-                Err(_) if name.eq_ignore_ascii_case("ALL") => return Err(refuse("ALL".into(), false)),
+                Err(_) if name.eq_ignore_ascii_case("ALL") => {
+                    return Err(refuse("ALL".into(), false))
+                }
                 Err(e) => return Err(cx.err(item.span(), &p, PolicyErrorKind::Capability(e))),
             }
         }
@@ -710,7 +786,11 @@ fn capabilities(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<CapabilitiesP
 }
 
 fn mount(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<MountPolicy> {
-    let f = cx.fields(v, path, &["source", "destination", "read_only", "ephemeral"])?;
+    let f = cx.fields(
+        v,
+        path,
+        &["source", "destination", "read_only", "ephemeral"],
+    )?;
     let ephemeral = match f.get("ephemeral") {
         Some(e) => cx.boolean(e, &f.path("ephemeral"))?,
         None => false,
@@ -721,17 +801,29 @@ fn mount(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<MountPolicy> {
     let destination = cx.path_value(dest, &f.path("destination"))?;
     if ephemeral {
         if let Some(s) = f.get("source") {
-            return Err(cx.invalid(s, &f.path("source"), "an ephemeral mount is the task's ephemeral storage: it has no source"));
+            return Err(cx.invalid(
+                s,
+                &f.path("source"),
+                "an ephemeral mount is the task's ephemeral storage: it has no source",
+            ));
         }
         if let Some(r) = f.get("read_only") {
             if cx.boolean(r, &f.path("read_only"))? {
-                return Err(cx.invalid(r, &f.path("read_only"), "the task's ephemeral storage is always writable"));
+                return Err(cx.invalid(
+                    r,
+                    &f.path("read_only"),
+                    "the task's ephemeral storage is always writable",
+                ));
             }
         }
         return Ok(MountPolicy::Ephemeral { destination });
     }
     let Some(src) = f.get("source") else {
-        return Err(cx.missing(&f, "source", "the host path to bind (or `ephemeral = true` for the task's ephemeral storage)"));
+        return Err(cx.missing(
+            &f,
+            "source",
+            "the host path to bind (or `ephemeral = true` for the task's ephemeral storage)",
+        ));
     };
     let source = cx.path_value(src, &f.path("source"))?;
     let read_only = match f.get("read_only") {
@@ -764,7 +856,11 @@ fn secret(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<SecretPolicy> {
     };
     let name = cx.string(name, &f.path("name"))?;
     let Some(from) = f.get("value_from") else {
-        return Err(cx.missing(&f, "value_from", "where the value comes from: \"env:NAME\" or \"file:PATH\""));
+        return Err(cx.missing(
+            &f,
+            "value_from",
+            "where the value comes from: \"env:NAME\" or \"file:PATH\"",
+        ));
     };
     let fp = f.path("value_from");
     let text = cx.string(from, &fp)?;
@@ -786,7 +882,13 @@ fn health_check(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<HealthCheckPo
     let f = cx.fields(
         v,
         path,
-        &["command", "interval_secs", "timeout_secs", "retries", "start_period_secs"],
+        &[
+            "command",
+            "interval_secs",
+            "timeout_secs",
+            "retries",
+            "start_period_secs",
+        ],
     )?;
     let Some(cmd) = f.get("command") else {
         return Err(cx.missing(&f, "command", "the check to run, as an array"));

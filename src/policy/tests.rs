@@ -8,7 +8,12 @@ use crate::lifecycle::PidMode;
 /// Parses `text` and returns the error's (line, column, key path, message).
 fn refusal(text: &str) -> (usize, usize, String, String) {
     let err = Policy::parse(text, "p.toml").expect_err("the policy is refused");
-    (err.line, err.column, err.key_path.clone(), err.message())
+    (
+        err.line(),
+        err.column(),
+        err.key_path().to_string(),
+        err.message(),
+    )
 }
 
 /// A policy with one container whose table ends with `extra`.
@@ -26,9 +31,21 @@ fn assert_refused(text: &str, line: usize, column: usize, path: &str, message: &
 #[test]
 fn privileged_is_refused_anywhere() {
     let msg = "there is no privileged mode";
-    assert_refused("privileged = true\n[[container]]\n", 1, 1, "privileged", msg);
+    assert_refused(
+        "privileged = true\n[[container]]\n",
+        1,
+        1,
+        "privileged",
+        msg,
+    );
     assert_refused("[task]\nprivileged = true\n", 2, 1, "task.privileged", msg);
-    assert_refused(&one("privileged = true"), 4, 1, "container[0].privileged", msg);
+    assert_refused(
+        &one("privileged = true"),
+        4,
+        1,
+        "container[0].privileged",
+        msg,
+    );
     assert_refused(
         &one("capabilities = { privileged = true }"),
         4,
@@ -44,7 +61,13 @@ fn privileged_is_refused_anywhere() {
         msg,
     );
     // Even before an unknown key that comes first in the table.
-    assert_refused(&one("bogus = 1\nprivileged = false"), 5, 1, "container[0].privileged", msg);
+    assert_refused(
+        &one("bogus = 1\nprivileged = false"),
+        5,
+        1,
+        "container[0].privileged",
+        msg,
+    );
 }
 
 #[test]
@@ -152,7 +175,10 @@ fn keys_fargate_rejects_say_why() {
             &format!("container[0].{key}"),
             &format!("`{key}` is not accepted: "),
         );
-        assert!(refusal(&one(&format!("{key} = 1"))).3.contains(why), "{key}");
+        assert!(
+            refusal(&one(&format!("{key} = 1"))).3.contains(why),
+            "{key}"
+        );
     }
     // ECS's camelCase names are recognized too.
     assert_refused(
@@ -278,7 +304,13 @@ fn wrong_types_and_ranges() {
         "container[0].seccomp",
         "every container runs under a seccomp profile",
     );
-    assert_refused("version = 2\n[[container]]\n", 1, 11, "version", "2 is out of range");
+    assert_refused(
+        "version = 2\n[[container]]\n",
+        1,
+        11,
+        "version",
+        "2 is out of range",
+    );
 }
 
 #[test]
@@ -368,7 +400,8 @@ fn rendering_is_rustc_style() {
     let text = format!("{}[task]\ncpu = \"x\"\n", "\n".repeat(99));
     let rendered = Policy::parse(&text, "p.toml").unwrap_err().render();
     assert!(
-        rendered.contains("   --> p.toml:101:7\n    |\n101 | cpu = \"x\"\n    |       ^^^ task.cpu\n"),
+        rendered
+            .contains("   --> p.toml:101:7\n    |\n101 | cpu = \"x\"\n    |       ^^^ task.cpu\n"),
         "{rendered}"
     );
 }
@@ -405,13 +438,25 @@ depends_on = [{ container = "app" }, { container = "app", condition = "HEALTHY" 
     assert_eq!(app.user, Some(User::new(1000, 1000)));
     assert_eq!(
         app.env.iter().collect::<Vec<_>>(),
-        [(&"A".to_string(), &"1".to_string()), (&"B".to_string(), &"2".to_string())]
+        [
+            (&"A".to_string(), &"1".to_string()),
+            (&"B".to_string(), &"2".to_string())
+        ]
     );
-    assert_eq!(app.capabilities.drop, [Capability::NetRaw, Capability::Mknod]);
+    assert_eq!(
+        app.capabilities.drop,
+        [Capability::NetRaw, Capability::Mknod]
+    );
     assert!(app.capabilities.add_sys_ptrace);
     let check = app.health_check.as_ref().unwrap();
-    assert_eq!(check.command, ["/bin/sh", "-c", "curl -f localhost || exit 1"]);
-    assert_eq!((check.interval_secs, check.timeout_secs, check.retries), (30, 5, 3));
+    assert_eq!(
+        check.command,
+        ["/bin/sh", "-c", "curl -f localhost || exit 1"]
+    );
+    assert_eq!(
+        (check.interval_secs, check.timeout_secs, check.retries),
+        (30, 5, 3)
+    );
     assert_eq!(app.nofile, Some(1024));
     assert_eq!(app.stdout, StdioPolicy::File("app.log".into()));
     assert_eq!(
@@ -422,7 +467,10 @@ depends_on = [{ container = "app" }, { container = "app", condition = "HEALTHY" 
     assert!(!side.essential);
     assert_eq!(
         side.depends_on,
-        [("app".to_string(), Condition::Start), ("app".to_string(), Condition::Healthy)]
+        [
+            ("app".to_string(), Condition::Start),
+            ("app".to_string(), Condition::Healthy)
+        ]
     );
     // The canonical text parses back to the same policy.
     let again = Policy::parse(&p.to_toml(), "again.toml").unwrap();
@@ -436,7 +484,10 @@ fn canonical_text_escapes_and_keeps_markers() {
         "p.toml",
     )
     .unwrap();
-    assert_eq!(p.containers[0].health_check.as_ref().unwrap().command, ["CMD-SHELL", "x"]);
+    assert_eq!(
+        p.containers[0].health_check.as_ref().unwrap().command,
+        ["CMD-SHELL", "x"]
+    );
     let text = p.to_toml();
     assert_eq!(Policy::parse(&text, "p.toml").unwrap(), p, "{text}");
 }

@@ -35,8 +35,7 @@ fn path(p: &Path) -> String {
 /// A bare key where TOML allows one, else a quoted key.
 fn key(k: &str) -> String {
     if !k.is_empty()
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         k.to_string()
@@ -132,7 +131,9 @@ fn container(out: &mut String, c: &ContainerPolicy) {
         let deps: Vec<String> = c
             .depends_on
             .iter()
-            .map(|(name, cond)| format!("{{ container = {}, condition = \"{cond}\" }}", quote(name)))
+            .map(|(name, cond)| {
+                format!("{{ container = {}, condition = \"{cond}\" }}", quote(name))
+            })
             .collect();
         line(format!("depends_on = [{}]", deps.join(", ")));
     }
@@ -199,7 +200,11 @@ fn container(out: &mut String, c: &ContainerPolicy) {
                     SecretSource::Env(var) => format!("env:{var}"),
                     SecretSource::File(p) => format!("file:{}", p.to_string_lossy()),
                 };
-                format!("  {{ name = {}, value_from = {} }},", quote(&s.name), quote(&from))
+                format!(
+                    "  {{ name = {}, value_from = {} }},",
+                    quote(&s.name),
+                    quote(&from)
+                )
             })
             .collect();
         line(format!("secrets = [\n{}\n]", secrets.join("\n")));
@@ -207,7 +212,10 @@ fn container(out: &mut String, c: &ContainerPolicy) {
     if let Some(h) = &c.health_check {
         // A command that itself starts with ECS's markers keeps them behind `CMD`.
         let mut command = h.command.clone();
-        if matches!(command.first().map(String::as_str), Some("CMD" | "CMD-SHELL")) {
+        if matches!(
+            command.first().map(String::as_str),
+            Some("CMD" | "CMD-SHELL")
+        ) {
             command.insert(0, "CMD".into());
         }
         line(format!(
@@ -219,7 +227,11 @@ fn container(out: &mut String, c: &ContainerPolicy) {
             h.start_period_secs
         ));
     }
-    for (name, s) in [("stdin", &c.stdin), ("stdout", &c.stdout), ("stderr", &c.stderr)] {
+    for (name, s) in [
+        ("stdin", &c.stdin),
+        ("stdout", &c.stdout),
+        ("stderr", &c.stderr),
+    ] {
         if let Some(v) = stdio(s) {
             line(format!("{name} = {v}"));
         }
