@@ -398,6 +398,15 @@ fn explain_reads_the_built_task() {
     // Dropping SYS_CHROOT refuses chroot.
     assert!(refused(side, "chroot") && app.seccomp.allowed.contains(&"chroot"));
     assert!(app.seccomp.argument_filtered.contains(&"clone"));
+    // Every syscall of the table has one verdict.
+    for c in [app, side] {
+        let s = &c.seccomp;
+        let refused: usize = s.refused.iter().map(|(_, n)| n.len()).sum();
+        assert_eq!(
+            s.allowed.len() + refused + s.argument_filtered.len(),
+            tasksandbox::seccomp::syscalls::all().len()
+        );
+    }
     assert!(app.readonly_rootfs && !side.readonly_rootfs);
     assert_eq!(app.secrets, ["api-token"]);
     assert!(
