@@ -902,6 +902,9 @@ fn health_check(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<HealthCheckPo
         }
         Some("CMD-SHELL") => {
             let script = command[1..].join(" ");
+            if script.trim().is_empty() {
+                return Err(cx.invalid(cmd, &cp, "CMD-SHELL needs a shell command after it"));
+            }
             command = vec!["/bin/sh".into(), "-c".into(), script];
         }
         _ => {}
