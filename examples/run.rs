@@ -1,27 +1,35 @@
-//! Runs a command in a fresh, locked-down task.
+//! Runs a command in a fresh, locked-down task, or a whole task from a policy file.
 //!
 //! ```text
 //! cargo run --release --example run -- [OPTIONS] -- CMD [ARGS...]
+//! cargo run --release --example run -- --policy FILE [--explain[=json]]
 //! ```
 //!
-//! Exits with the workload's exit code (128+N when signal N killed it, 137 with an
+//! Exits with the task's exit code (128+N when signal N killed it, 137 with an
 //! `out of memory` line when the OOM killer did); errors print their whole chain and
-//! exit 2.
+//! exit 2; an error in a policy file is printed as rustc prints a diagnostic.
 
 use std::process::ExitCode;
 
+use tasksandbox::policy::{Policy, PolicyError};
 use tasksandbox::{
     Capabilities, Capability, ConfigError, Container, Enforcement, ExitStatus, TaskSandbox,
-    TaskSize, User, UserNamespace, Volume,
+    TaskSandboxBuilder, TaskSize, User, UserNamespace, Volume,
 };
 
 const USAGE: &str = "\
 usage: run [OPTIONS] -- CMD [ARGS...]
+       run --policy FILE [--explain[=json]] [--best-effort] [--no-userns]
 
 Runs CMD in a fresh task: its own user, pid, mount, network, UTS, IPC and cgroup
 namespaces, Fargate's capability allowlist, the default seccomp profile, cgroup limits.
+With --policy, runs every container of the task FILE describes (docs/policy.md).
 
 options:
+  --policy FILE          run the task of a TOML policy file (no CMD, no container options)
+  --explain              print what the task will enforce, per container, and exit
+                         without starting anything
+  --explain=json         the same as JSON (schema tasksandbox.explain/v1)
   --rootfs DIR           root filesystem (default: read-only host /usr, /bin, /lib*, a small /etc)
   --cpu UNITS            CPU units, 1024 per vCPU
   --memory MIB           memory limit in MiB
@@ -40,7 +48,18 @@ options:
   --no-userns            no user namespace (root only; for hosts without them)
   -h, --help             this text";
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Explain {
+    No,
+    Text,
+    Json,
+}
+
 struct Args {
+    policy: Option<String>,
+    explain: Explain,
+    /// Whether an option of the one-container mode was given.
+    container_options: bool,
     rootfs: Option<String>,
     cpu: Option<u32>,
     memory: Option<u64>,
@@ -78,6 +97,9 @@ fn parse_volume(spec: &str) -> Result<Volume, String> {
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut args = Args {
+        policy: None,
+        explain: Explain::No,
+        container_options: false,
         rootfs: None,
         cpu: None,
         memory: None,
@@ -98,12 +120,30 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
     };
     while let Some(flag) = argv.next() {
         let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
+        if !matches!(
+            flag.as_str(),
+            "--policy"
+                | "--explain"
+                | "--explain=json"
+                | "--explain=text"
+                | "--best-effort"
+                | "--no-userns"
+                | "-h"
+                | "--help"
+                | "--"
+        ) && flag.starts_with('-')
+        {
+            args.container_options = true;
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--" => {
                 args.command = argv.collect();
                 break;
             }
+            "--policy" => args.policy = Some(value("--policy")?),
+            "--explain" | "--explain=text" => args.explain = Explain::Text,
+            "--explain=json" => args.explain = Explain::Json,
             "--rootfs" => args.rootfs = Some(value("--rootfs")?),
             "--cpu" => args.cpu = Some(parse_number("--cpu", &value("--cpu")?)?),
             "--memory" => args.memory = Some(parse_number("--memory", &value("--memory")?)?),
@@ -134,7 +174,14 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
             }
         }
     }
-    if args.command.is_empty() {
+    if args.policy.is_some() {
+        if args.container_options || !args.command.is_empty() {
+            return Err(
+                "--policy runs the task the file describes: it takes no command and no container options"
+                    .into(),
+            );
+        }
+    } else if args.command.is_empty() {
         return Err("no command given: run [OPTIONS] -- CMD [ARGS...]".into());
     }
     Ok(Some(args))
@@ -169,11 +216,45 @@ fn size(args: &Args) -> Result<TaskSize, tasksandbox::SizeError> {
     }
 }
 
-fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
+/// What ends a run.
+enum Failure {
+    /// An error of the policy file, printed rustc-style.
+    Policy(Box<PolicyError>),
+    /// Any other error, printed with its chain.
+    Other(Box<dyn std::error::Error>),
+}
+
+impl<E: std::error::Error + 'static> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Failure::Other(Box::new(err))
+    }
+}
+
+/// Host-side settings of the command line, on a builder.
+fn host_settings(mut builder: TaskSandboxBuilder, args: &Args) -> TaskSandboxBuilder {
+    if args.best_effort {
+        builder = builder.enforcement(Enforcement::BestEffort);
+    }
+    if args.no_userns {
+        builder = builder.user_namespace(UserNamespace::Disabled);
+    }
+    builder
+}
+
+/// Builds the task of `--policy FILE`.
+fn policy_sandbox(file: &str, args: &Args) -> Result<TaskSandbox, Failure> {
+    let wrap = |e: PolicyError| Failure::Policy(Box::new(e));
+    let policy = Policy::from_file(file).map_err(wrap)?;
+    let builder = host_settings(policy.builder().map_err(wrap)?, args);
+    builder.build().map_err(|e| wrap(policy.locate(e)))
+}
+
+/// Builds the one-container task of the command line.
+fn adhoc_sandbox(args: &Args) -> Result<TaskSandbox, Failure> {
     let mut container = Container::new("run")
         .command(&args.command)
         .user(args.user)
-        .capabilities(capabilities(&args)?)
+        .capabilities(capabilities(args).map_err(|e| Failure::Other(e.into()))?)
         .readonly_rootfs(args.readonly_rootfs);
     if let Some(rootfs) = &args.rootfs {
         container = container.rootfs(rootfs);
@@ -190,7 +271,7 @@ fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     for volume in &args.volumes {
         container = container.volume(volume.clone());
     }
-    let size = size(&args).map_err(ConfigError::from)?;
+    let size = size(args).map_err(ConfigError::from)?;
     let mut builder = TaskSandbox::builder().size(size).container(container);
     if let Some(pids) = args.pids {
         builder = builder.pids_limit(pids);
@@ -198,18 +279,40 @@ fn run(args: Args) -> Result<ExitStatus, Box<dyn std::error::Error>> {
     if let Some(nofile) = args.nofile {
         builder = builder.nofile(nofile);
     }
-    if args.best_effort {
-        builder = builder.enforcement(Enforcement::BestEffort);
+    Ok(host_settings(builder, args).build()?)
+}
+
+/// What a run ends with: a status, or an explanation printed.
+enum Done {
+    Status(ExitStatus),
+    Explained,
+}
+
+fn run(args: Args) -> Result<Done, Failure> {
+    let sandbox = match &args.policy {
+        Some(file) => policy_sandbox(file, &args)?,
+        None => adhoc_sandbox(&args)?,
+    };
+    match args.explain {
+        Explain::Text => {
+            print!("{}", sandbox.explain());
+            return Ok(Done::Explained);
+        }
+        Explain::Json => {
+            print!("{}", sandbox.explain().to_json_string());
+            return Ok(Done::Explained);
+        }
+        Explain::No => {}
     }
-    if args.no_userns {
-        builder = builder.user_namespace(UserNamespace::Disabled);
-    }
-    let sandbox = builder.build()?;
     let mut task = sandbox.start()?;
     for skipped in &task.report().not_applied {
         eprintln!("run: note: not applied: {skipped}");
     }
-    Ok(task.wait()?.status())
+    let exit = task.wait()?;
+    if args.policy.is_some() {
+        eprintln!("run: task stopped: {exit}");
+    }
+    Ok(Done::Status(exit.status()))
 }
 
 fn print_chain(err: &dyn std::error::Error) {
@@ -234,13 +337,18 @@ fn main() -> ExitCode {
         }
     };
     match run(args) {
-        Ok(status) => {
+        Ok(Done::Status(status)) => {
             if status.is_out_of_memory() {
                 eprintln!("run: the workload was killed: out of memory");
             }
             ExitCode::from(status.shell_code().clamp(0, 255) as u8)
         }
-        Err(err) => {
+        Ok(Done::Explained) => ExitCode::SUCCESS,
+        Err(Failure::Policy(err)) => {
+            eprint!("{}", err.render());
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(err)) => {
             print_chain(err.as_ref());
             ExitCode::from(2)
         }

@@ -5,11 +5,14 @@ pub mod capabilities;
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod explain;
 pub mod lifecycle;
 pub mod logs;
 pub mod microvm;
 pub mod mounts;
 pub mod namespaces;
+#[cfg(feature = "policy")]
+pub mod policy;
 mod process;
 pub mod seccomp;
 pub mod size;
@@ -20,6 +23,7 @@ pub use capabilities::{Capabilities, Capability, CapabilityError};
 pub use cgroup::{CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit};
 pub use container::{Condition, Container, HealthCheck, Secret, Stdio, User, Volume};
 pub use error::{ConfigError, Error, LaunchError, Step};
+pub use explain::Explanation;
 pub use lifecycle::{
     ContainerExit, ContainerState, EventKind, Health, PidMode, StopReason, TaskEvent, TaskExit,
     TaskStats,

@@ -18,6 +18,7 @@ use crate::mounts::RootContext;
 use crate::namespaces::{ResolvedIds, UserNamespace};
 use crate::process::plan::ChildPlan;
 use crate::process::{self, Output, RunningTask};
+use crate::seccomp::SeccompPolicy;
 use crate::size::{EphemeralStorage, TaskSize};
 
 /// Fargate's default nofile ulimit.
@@ -146,7 +147,7 @@ impl std::fmt::Debug for TaskSandboxBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct TaskSandbox {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// One container of a built task.
@@ -161,6 +162,8 @@ pub(crate) struct ContainerSpec {
     pub health_check: Option<HealthCheck>,
     /// Limits of the container's own cgroup inside the task's.
     pub limits: CgroupLimits,
+    /// The seccomp policy `plan.seccomp` was compiled from (for `explain`).
+    pub seccomp_policy: SeccompPolicy,
 }
 
 /// The task init's mount of the ephemeral storage.
@@ -168,6 +171,8 @@ pub(crate) struct ContainerSpec {
 pub(crate) struct StoragePlan {
     pub target: CString,
     pub data: CString,
+    /// The size limit in `data`, in bytes.
+    pub bytes: u64,
 }
 
 /// The built task, shared by every start.
@@ -522,6 +527,7 @@ impl TaskSandboxBuilder {
                     memory_bytes: c.memory_limit,
                     pids_max: None,
                 },
+                seccomp_policy: c.seccomp.clone(),
             });
         }
         let storage = if needs_storage {
@@ -535,6 +541,7 @@ impl TaskSandboxBuilder {
                 data: cstr(
                     format!("mode=0755,size={}", self.ephemeral_storage.bytes()).as_bytes(),
                 )?,
+                bytes: self.ephemeral_storage.bytes(),
             })
         } else {
             None

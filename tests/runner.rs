@@ -169,3 +169,142 @@ fn unprivileged_caller_keeps_the_lockdown() {
     assert!(stdout.lines().any(|l| l == "lo"), "{stdout}");
     assert!(stdout.contains("unshare refused"), "{stdout}");
 }
+
+fn sample(name: &str) -> String {
+    format!("{}/examples/policies/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn policy_runs_every_container_and_exits_with_the_task_status() {
+    if !can_start_tasks() {
+        return;
+    }
+    let out = run(&["--policy", &sample("web-with-sidecar.toml")]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("[app] app up\n"), "{stdout}");
+    assert!(
+        stdout.contains("[sidecar] sidecar sees the app healthy\n"),
+        "{stdout}"
+    );
+    // The essential container's exit code is the task's.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("fail.toml");
+    std::fs::write(
+        &policy,
+        "[[container]]\nname = \"a\"\ncommand = [\"/bin/sh\", \"-c\", \"exit 7\"]\n",
+    )
+    .unwrap();
+    let out = run(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("essential container \"a\" exited"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn policy_errors_print_like_rustc_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad.toml");
+    std::fs::write(
+        &policy,
+        "[[container]]\nname = \"a\"\ncommand = [\"/bin/true\"]\ncapabilities = { add = [\"SYS_PTRACE\", \"NET_ADMIN\"] }\n",
+    )
+    .unwrap();
+    let out = run(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: CAP_NET_ADMIN cannot be added: only SYS_PTRACE can be added to a container's capabilities\n \
+             --> {}:4:39\n  \
+             |\n\
+             4 | capabilities = {{ add = [\"SYS_PTRACE\", \"NET_ADMIN\"] }}\n  \
+             |                                       ^^^^^^^^^^^ container[0].capabilities.add[1]\n",
+            policy.display()
+        )
+    );
+    // An error of build() is placed too.
+    std::fs::write(
+        &policy,
+        "[task]\ncpu = 256\nmemory = 3000\n\n[[container]]\nname = \"a\"\ncommand = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    let out = run(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: memory = 3000 MiB is not valid with cpu = 256 on Fargate"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("--> {}:3:10\n", policy.display())),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("3 | memory = 3000\n  |          ^^^^ task.memory\n"),
+        "{err}"
+    );
+    // A missing file, and options that make no sense with a policy.
+    let out = run(&["--policy", "/nonexistent/policy.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("error: cannot read the policy file: "));
+    let out = run(&["--policy", policy.to_str().unwrap(), "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("takes no command"));
+    let out = run(&["--policy", policy.to_str().unwrap(), "--ptrace"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn explain_prints_and_starts_nothing() {
+    if !can_start_tasks() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Writable by the task's root (host uid 100000).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let marker = dir.path().join("ran");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[[container]]\nname = \"a\"\ncommand = [\"/bin/touch\", \"/out/ran\"]\nmounts = [{{ source = \"{}\", destination = \"/out\", read_only = false }}]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["--policy", policy.to_str().unwrap(), "--explain"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("task\n  user namespace "), "{stdout}");
+    assert!(stdout.contains("\ncontainer \"a\"\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "/out                   bind {} (rec)",
+            dir.path().display()
+        )),
+        "{stdout}"
+    );
+    let out = run(&["--policy", policy.to_str().unwrap(), "--explain=json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["schema"], "tasksandbox.explain/v1");
+    assert_eq!(json["containers"][0]["name"], "a");
+    assert!(!marker.exists(), "--explain must not start the task");
+    // Then it runs for real.
+    let out = run(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(marker.exists());
+    // The one-container mode explains too.
+    let out = run(&["--ptrace", "--explain", "--", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("CAP_SYS_PTRACE"),
+        "{}",
+        text(&out.stdout)
+    );
+}
