@@ -7,7 +7,8 @@
 //!
 //! prints `sidecar received: ` followed by the body the app served, and exits 0. The
 //! same binary plays both containers (`serve`, `fetch`, and `check`, the app's health
-//! check), bound read-only into each at /sidecar.
+//! check; `idle`, a sidecar that waits for SIGTERM, serves the task benchmark), bound
+//! read-only into each at /sidecar.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(),
         Some("fetch") => fetch(),
         Some("check") => check(),
+        Some("idle") => idle(),
         _ => launch(),
     }
 }
@@ -106,6 +108,21 @@ fn serve() -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// A sidecar with nothing to do: waits for SIGTERM (used by the task benchmark).
+fn idle() -> ExitCode {
+    // SAFETY: as in `serve`.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_term as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+    };
+    loop {
+        // SAFETY: pause only waits for a signal.
+        unsafe { libc::pause() };
+    }
 }
 
 /// The health check: is the app listening?
