@@ -6,9 +6,7 @@
 //! here are read from the compiled programs themselves, run by the crate's BPF
 //! interpreter for a call of every syscall of the table with all arguments zero;
 //! syscalls that a rule of the profile decides by their arguments are listed apart,
-//! by name, without their conditions. A summary that spells out each argument
-//! condition belongs to the seccomp module; when it exists, this function is where it
-//! plugs in.
+//! with their conditions as the seccomp module's summary states them.
 
 use std::sync::Arc;
 
@@ -32,8 +30,10 @@ pub struct SeccompExplanation {
     /// restrictive first, errnos in increasing order; names sorted.
     pub refused: Vec<(Action, Vec<&'static str>)>,
     /// Syscalls a rule of the profile decides by their arguments (for these
-    /// capabilities), sorted by name.
-    pub argument_filtered: Vec<&'static str>,
+    /// capabilities), sorted by name, each with its conditions as
+    /// [`SeccompSummary`](crate::seccomp::explain::SeccompSummary) states them
+    /// (`clone: allowed if flags & 0x7e020000 == 0; otherwise EPERM`).
+    pub argument_filtered: Vec<String>,
 }
 
 fn rank(action: Action) -> (u8, u32) {
@@ -105,9 +105,29 @@ impl SeccompExplanation {
                 .collect(),
             allowed,
             refused,
-            argument_filtered: filtered,
+            argument_filtered: conditions(profile, caps, &filtered),
         }
     }
+}
+
+/// Each of `filtered` with the conditions that decide it, from the seccomp summary
+/// (computed from the same rules the compiler uses); a name alone if the summary
+/// cannot be made.
+fn conditions(
+    profile: &crate::seccomp::SeccompProfile,
+    caps: Capabilities,
+    filtered: &[&'static str],
+) -> Vec<String> {
+    let summary = crate::seccomp::explain::SeccompSummary::new(profile, caps).ok();
+    filtered
+        .iter()
+        .map(|name| {
+            summary
+                .as_ref()
+                .and_then(|s| s.filtered.iter().find(|f| f.syscall == *name))
+                .map_or_else(|| (*name).to_string(), ToString::to_string)
+        })
+        .collect()
 }
 
 /// `EPERM` for 1: the symbolic name of an errno, if it has one.

@@ -300,6 +300,9 @@ fn seccomp(out: &mut String, s: &SeccompExplanation) {
         );
     }
     if !s.argument_filtered.is_empty() {
-        wrapped(out, "    argument-filtered: ", &s.argument_filtered, " ", 6);
+        let _ = writeln!(out, "    argument-filtered:");
+        for line in &s.argument_filtered {
+            let _ = writeln!(out, "      {line}");
+        }
     }
 }

@@ -12,9 +12,11 @@ mod cbpf;
 mod differential;
 mod docker_json;
 mod json_profile;
+mod policy_toml;
 
 pub use differential::seccomp_differential;
 pub use json_profile::json_profile;
+pub use policy_toml::policy_toml;
 
 /// A target's body: it panics if the input shows a bug.
 pub type Target = fn(&[u8]);
@@ -23,4 +25,5 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("json_profile", json_profile),
     ("seccomp_differential", seccomp_differential),
+    ("policy_toml", policy_toml),
 ];
