@@ -170,14 +170,13 @@ mod tests {
         let mut pending = b"one\ntwo\nthr".to_vec();
         emit("app", LogStream::Stdout, &mut pending, &sink);
         assert_eq!(pending, b"thr");
-        let (read, mut write) = std::io::pipe().unwrap();
-        write.write_all(b"a\nb").unwrap();
-        drop(write);
+        let (read, write) = nix::unistd::pipe().unwrap();
+        File::from(write).write_all(b"a\nb").unwrap();
         pump(
             vec![LogSource {
                 container: Arc::from("side"),
                 stream: LogStream::Stderr,
-                file: File::from(std::os::fd::OwnedFd::from(read)),
+                file: File::from(read),
             }],
             sink,
         );

@@ -734,3 +734,26 @@ fn a_failed_container_launch_fails_the_start_and_leaves_nothing() {
         .build()
         .is_err());
 }
+
+#[test]
+fn the_task_init_is_out_of_reach_even_with_sys_ptrace() {
+    if !can_start_tasks() {
+        return;
+    }
+    let ptrace = Capabilities::fargate_default().with_sys_ptrace();
+    let (exit, out) = run(TaskSandbox::builder().pid_mode(PidMode::Task).container(
+        sh(
+            "tracer",
+            "echo comm=$(cat /proc/1/comm); echo cmdline=$(tr '\\0' ' ' < /proc/1/cmdline); \
+             if head -c1 /proc/1/environ >/dev/null 2>&1; then echo environ=read; else echo environ=denied; fi; \
+             if ls /proc/1/root/ >/dev/null 2>&1; then echo root=read; else echo root=denied; fi",
+        )
+        .capabilities(ptrace),
+    ));
+    assert!(exit.success(), "{exit}");
+    assert_eq!(
+        out["tracer"],
+        // comm holds 15 bytes.
+        "comm=tasksandbox-ini\ncmdline=tasksandbox-init\nenviron=denied\nroot=denied\n"
+    );
+}

@@ -21,6 +21,7 @@ use nix::fcntl::OFlag;
 
 use super::child::{self, Context, ExecArgs, Failure};
 use super::plan::ChildPlan;
+use super::pointers;
 use super::supervise::{ExitStatus, Output};
 use crate::cgroup::TaskCgroup;
 use crate::error::{Error, LaunchError, Step};
@@ -211,14 +212,6 @@ fn wait_until(process: &OwnedFd, deadline: Option<Instant>) -> Result<ExitStatus
         sys::WaitOutcome::Exited(code) => ExitStatus::Exited(code),
         sys::WaitOutcome::Signaled(sig) => ExitStatus::Signaled(sig),
     })
-}
-
-fn pointers(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect()
 }
 
 /// The helper: into the container's cgroup and namespaces, then clone the process.

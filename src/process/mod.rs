@@ -114,7 +114,7 @@ impl Drop for KillOnDrop<'_> {
 }
 
 /// Pointer arrays for `execve`, built from a plan's strings.
-fn pointers(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+pub(super) fn pointers(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
     strings
         .iter()
         .map(|s| s.as_ptr())

@@ -117,8 +117,6 @@ pub(crate) struct ContainerSlot {
     pub started_at: Option<Instant>,
     /// Parent ends of piped streams, until taken.
     pub streams: [Option<File>; 3],
-    /// Why it never started, when it did not.
-    pub not_started: Option<String>,
 }
 
 /// The task being stopped.
@@ -194,7 +192,6 @@ impl Shared {
                 pidfd: None,
                 started_at: None,
                 streams: [None, None, None],
-                not_started: None,
             })
             .collect();
         Ok(Arc::new(Shared {
@@ -303,12 +300,11 @@ impl Control {
     /// failed, which is returned).
     fn launch(&mut self, index: usize) -> Result<(), Error> {
         let result = self.try_launch(index);
-        if let Err(err) = &result {
+        if result.is_err() {
             let mut state = self.shared.lock();
             let slot = &mut state.containers[index];
             if matches!(slot.state, ContainerState::Pending) {
                 slot.state = ContainerState::NotStarted;
-                slot.not_started = Some(err.chain());
             }
             self.shared.changed.notify_all();
         }
@@ -464,6 +460,8 @@ impl Control {
             return Ok(None);
         }
         let Some(event) = Event::decode(&msg) else {
+            // Cannot happen with this crate's init; answered with an event for no
+            // container, which every caller passes over.
             return Ok(Some((
                 Event::StartFailed {
                     index: u32::MAX,
@@ -592,10 +590,6 @@ impl Control {
             let stopping = state.stopping.is_some();
             if let Some(&(dep, _)) = blocked {
                 state.containers[i].state = ContainerState::NotStarted;
-                state.containers[i].not_started = Some(format!(
-                    "dependency {:?} cannot be met",
-                    &*inner.containers[dep].name
-                ));
                 if inner.containers[i].essential {
                     state.trouble.get_or_insert(StopReason::DependencyFailed {
                         container: inner.containers[i].name.to_string(),
@@ -604,7 +598,6 @@ impl Control {
                 }
             } else if stopping {
                 state.containers[i].state = ContainerState::NotStarted;
-                state.containers[i].not_started = Some("the task stopped first".into());
             }
         }
         // Why the task must stop, if it must.
