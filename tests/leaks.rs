@@ -120,7 +120,7 @@ fn a_thousand_tasks_leave_nothing_behind() {
     // One start first, so that what lives for the whole process (the seccomp cache,
     // the runtime directory's mount points) is there before counting.
     sandbox.start().unwrap().wait().unwrap();
-    let before = footprint();
+    let before = steady_footprint();
     for i in 0..1000 {
         let mut task = sandbox.start().unwrap();
         match i % 3 {
@@ -137,6 +137,39 @@ fn a_thousand_tasks_leave_nothing_behind() {
             }
         }
     }
-    let after = footprint();
+    let after = settled_footprint(&before);
     assert_eq!(before, after, "something outlived its task");
+}
+
+/// The footprint once it has had a moment to settle: the first one equal to `before`
+/// within two seconds, or the last one taken. A joined thread can still be listed in
+/// /proc/self/task for a moment: the kernel wakes `pthread_join` (the tid futex, in
+/// `exit_mm`) before it unhashes the thread (`exit_notify`), so a count taken right
+/// after the last drop may see a thread that is already gone in all but name. What
+/// truly leaks stays, and fails the comparison.
+fn settled_footprint(before: &Footprint) -> Footprint {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let now = footprint();
+        if now == *before || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The footprint once two readings 20 ms apart agree (at most two seconds of trying),
+/// so that the warm-up task's threads, gone but for the kernel's last step, are not
+/// counted in the baseline.
+fn steady_footprint() -> Footprint {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut last = footprint();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = footprint();
+        if now == last || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
 }
