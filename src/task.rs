@@ -20,6 +20,7 @@ use crate::process::plan::ChildPlan;
 use crate::process::{self, Output, RunningTask};
 use crate::seccomp::SeccompPolicy;
 use crate::size::{EphemeralStorage, TaskSize};
+use crate::storage::{Backing, StoragePlan};
 
 /// Fargate's default nofile ulimit.
 pub const DEFAULT_NOFILE: u64 = 65_535;
@@ -96,6 +97,7 @@ pub struct TaskSandboxBuilder {
     runtime_dir: Option<PathBuf>,
     pid_mode: PidMode,
     ephemeral_storage: EphemeralStorage,
+    storage_dir: PathBuf,
     stop_timeout: Duration,
     hostname: Option<String>,
     log_sink: Option<LogSink>,
@@ -114,6 +116,7 @@ impl std::fmt::Debug for TaskSandboxBuilder {
             .field("runtime_dir", &self.runtime_dir)
             .field("pid_mode", &self.pid_mode)
             .field("ephemeral_storage", &self.ephemeral_storage)
+            .field("storage_dir", &self.storage_dir)
             .field("stop_timeout", &self.stop_timeout)
             .field("hostname", &self.hostname)
             .field("log_sink", &self.log_sink.as_ref().map(|_| "<fn>"))
@@ -164,15 +167,6 @@ pub(crate) struct ContainerSpec {
     pub limits: CgroupLimits,
     /// The seccomp policy `plan.seccomp` was compiled from (for `explain`).
     pub seccomp_policy: SeccompPolicy,
-}
-
-/// The task init's mount of the ephemeral storage.
-#[derive(Debug)]
-pub(crate) struct StoragePlan {
-    pub target: CString,
-    pub data: CString,
-    /// The size limit in `data`, in bytes.
-    pub bytes: u64,
 }
 
 /// The built task, shared by every start.
@@ -271,6 +265,7 @@ impl TaskSandbox {
             runtime_dir: None,
             pid_mode: PidMode::Container,
             ephemeral_storage: EphemeralStorage::default(),
+            storage_dir: PathBuf::from(crate::storage::DEFAULT_STORAGE_DIR),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             hostname: None,
             log_sink: None,
@@ -346,10 +341,22 @@ impl TaskSandboxBuilder {
         self
     }
 
-    /// The size of the task's ephemeral storage (Fargate's 20 GiB by default).
+    /// The size of the task's ephemeral storage (Fargate's 20 GiB, on disk, by
+    /// default), made at each start if a container mounts it.
     #[must_use]
     pub fn ephemeral_storage(mut self, storage: EphemeralStorage) -> Self {
         self.ephemeral_storage = storage;
+        self
+    }
+
+    /// The host directory holding the backing files of disk-backed ephemeral storage
+    /// (`/var/lib/tasksandbox/storage` by default; made if missing, mode 0700). The
+    /// files have no name and are sparse: they take only the disk space the task
+    /// writes, and nothing of them stays once the task is gone. `build()` checks the
+    /// directory when a container mounts the storage.
+    #[must_use]
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = dir.into();
         self
     }
 
@@ -531,18 +538,7 @@ impl TaskSandboxBuilder {
             });
         }
         let storage = if needs_storage {
-            let cstr = |v: &[u8]| {
-                CString::new(v).map_err(|_| ConfigError::RuntimeDir {
-                    path: storage_dir.clone(),
-                })
-            };
-            Some(StoragePlan {
-                target: cstr(storage_dir.as_os_str().as_bytes())?,
-                data: cstr(
-                    format!("mode=0755,size={}", self.ephemeral_storage.bytes()).as_bytes(),
-                )?,
-                bytes: self.ephemeral_storage.bytes(),
-            })
+            Some(self.storage_plan(&storage_dir, &ids)?)
         } else {
             None
         };
@@ -565,6 +561,63 @@ impl TaskSandboxBuilder {
                 storage,
                 log_sink: self.log_sink,
             }),
+        })
+    }
+
+    /// The ephemeral storage's plan: checks the storage directory (disk) or that the
+    /// volume fits in the task's memory (in memory).
+    fn storage_plan(
+        &self,
+        mountpoint: &Path,
+        ids: &ResolvedIds,
+    ) -> Result<StoragePlan, ConfigError> {
+        let storage = &self.ephemeral_storage;
+        let backing = if storage.is_in_memory() {
+            if storage.bytes() > self.size.memory_bytes() {
+                return Err(ConfigError::Invalid {
+                    field: "task.ephemeral_storage".into(),
+                    reason: format!(
+                        "in-memory storage of {} MiB is larger than the task's memory ({} MiB): \
+                         its contents would be memory the task cannot have; use disk-backed storage",
+                        storage.bytes() >> 20,
+                        self.size.memory_mib()
+                    ),
+                });
+            }
+            Backing::Memory {
+                data: CString::new(format!("mode=0755,size={}", storage.bytes())).map_err(
+                    |_| ConfigError::RuntimeDir {
+                        path: mountpoint.to_path_buf(),
+                    },
+                )?,
+            }
+        } else {
+            crate::storage::check_dir(&self.storage_dir).map_err(|reason| {
+                ConfigError::StorageDir {
+                    path: self.storage_dir.clone(),
+                    reason,
+                }
+            })?;
+            let owner = match ids {
+                ResolvedIds::Mapped { map, .. } => (map.host_uid, map.host_gid),
+                ResolvedIds::Host => (
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                ),
+            };
+            Backing::Disk {
+                dir: self.storage_dir.clone(),
+                owner,
+            }
+        };
+        Ok(StoragePlan {
+            target: CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| {
+                ConfigError::RuntimeDir {
+                    path: mountpoint.to_path_buf(),
+                }
+            })?,
+            bytes: storage.bytes(),
+            backing,
         })
     }
 
