@@ -444,6 +444,7 @@ impl TaskSandboxBuilder {
         for c in &self.containers {
             validate_container(c, &self.size)?;
         }
+        validate_container_shares(&self.containers, &self.size)?;
         let depends = resolve_dependencies(&self.containers)?;
         if !self.containers.iter().any(|c| c.essential) {
             return Err(ConfigError::NoEssentialContainer);
@@ -529,9 +530,13 @@ impl TaskSandboxBuilder {
                 essential: c.essential,
                 depends_on,
                 health_check: c.health_check.clone(),
+                // A container's CPU is a relative share, its memory a hard limit and a
+                // soft reservation, inside the task's (ECS's container-level semantics).
                 limits: CgroupLimits {
-                    cpu_units: c.cpu_units,
+                    cpu_units: None,
+                    cpu_share_units: c.cpu_units,
                     memory_bytes: c.memory_limit,
+                    memory_reservation_bytes: c.memory_reservation,
                     pids_max: None,
                 },
                 seccomp_policy: c.seccomp.clone(),
@@ -548,7 +553,9 @@ impl TaskSandboxBuilder {
                 ids,
                 limits: CgroupLimits {
                     cpu_units: self.size.cpu_units(),
+                    cpu_share_units: None,
                     memory_bytes: Some(self.size.memory_bytes()),
+                    memory_reservation_bytes: None,
                     pids_max: Some(self.pids_limit),
                 },
                 best_effort: self.enforcement == Enforcement::BestEffort,
@@ -915,13 +922,91 @@ fn validate_container(c: &Container, size: &TaskSize) -> Result<(), ConfigError>
             ));
         }
     }
-    if let Some(bytes) = c.memory_limit {
-        let task = size.memory_bytes();
-        let min = crate::size::MIN_MEMORY_MIB << 20;
-        if bytes < min || bytes > task {
+    let task_memory = size.memory_bytes();
+    let min = crate::size::MIN_MEMORY_MIB << 20;
+    for (field, value) in [
+        ("memory_limit", c.memory_limit),
+        ("memory_reservation", c.memory_reservation),
+    ] {
+        if let Some(bytes) = value {
+            if bytes < min || bytes > task_memory {
+                return Err(invalid(
+                    field,
+                    format!("{bytes} bytes must be {min}..={task_memory} (the task's memory)"),
+                ));
+            }
+        }
+    }
+    if let (Some(reservation), Some(limit)) = (c.memory_reservation, c.memory_limit) {
+        if reservation > limit {
             return Err(invalid(
-                "memory_limit",
-                format!("{bytes} bytes must be {min}..={task} (the task's memory)"),
+                "memory_reservation",
+                format!(
+                    "{reservation} bytes is more than the container's memory_limit, {limit} bytes"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the containers reserve together must fit in the task, as ECS requires: their
+/// CPU units, and their memory reservations (a container with only a hard limit
+/// reserves its limit). The error names the container that goes over.
+fn validate_container_shares(containers: &[Container], size: &TaskSize) -> Result<(), ConfigError> {
+    let over =
+        |c: &Container, field: &str, what: &str, parts: &[String], total: String, task: String| {
+            ConfigError::Invalid {
+                field: format!("container {:?}: {field}", c.name),
+                reason: format!(
+                    "the containers' {what} add up to {total} ({}), more than the task's {task}",
+                    parts.join(" + ")
+                ),
+            }
+        };
+    if let Some(task_cpu) = size.cpu_units() {
+        let (mut total, mut parts) = (0u64, Vec::new());
+        for c in containers {
+            let Some(units) = c.cpu_units else { continue };
+            total += u64::from(units);
+            parts.push(format!("{} {units}", c.name));
+            if total > u64::from(task_cpu) {
+                return Err(over(
+                    c,
+                    "cpu_units",
+                    "CPU units",
+                    &parts,
+                    total.to_string(),
+                    task_cpu.to_string(),
+                ));
+            }
+        }
+    }
+    let task_memory = size.memory_bytes();
+    let (mut total, mut parts) = (0u64, Vec::new());
+    for c in containers {
+        let Some(reserved) = c.memory_reservation.or(c.memory_limit) else {
+            continue;
+        };
+        total = total.saturating_add(reserved);
+        parts.push(format!(
+            "{} {}",
+            c.name,
+            crate::explain::text::size(reserved)
+        ));
+        if total > task_memory {
+            let field = if c.memory_reservation.is_some() {
+                "memory_reservation"
+            } else {
+                "memory_limit"
+            };
+            return Err(over(
+                c,
+                field,
+                "memory reservations (or limits, where no reservation is set)",
+                &parts,
+                crate::explain::text::size(total),
+                crate::explain::text::size(task_memory),
             ));
         }
     }

@@ -114,7 +114,11 @@ pub fn assert_storage_gone(dir: &Path, device: &str) {
     let bound = loops_backed_by(dir);
     assert!(bound.is_empty(), "loop devices still bound: {bound:?}");
     let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
-    assert!(files.is_empty(), "files left in {}: {files:?}", dir.display());
+    assert!(
+        files.is_empty(),
+        "files left in {}: {files:?}",
+        dir.display()
+    );
     let name = device.trim_start_matches("/dev/");
     if !Path::new(&format!("/sys/block/{name}/loop/backing_file")).exists() {
         assert_eq!(mounts_of(device), Vec::<String>::new());
