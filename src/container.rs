@@ -266,6 +266,7 @@ pub struct Container {
     pub(crate) cpu_units: Option<u32>,
     pub(crate) memory_limit: Option<u64>,
     pub(crate) memory_reservation: Option<u64>,
+    pub(crate) start_timeout: Option<Duration>,
 }
 
 /// The `PATH` a container gets when its environment sets none.
@@ -299,6 +300,7 @@ impl Container {
             cpu_units: None,
             memory_limit: None,
             memory_reservation: None,
+            start_timeout: None,
         }
     }
 
@@ -444,6 +446,19 @@ impl Container {
     #[must_use]
     pub fn depends_on(mut self, container: impl Into<String>, condition: Condition) -> Self {
         self.depends_on.push((container.into(), condition));
+        self
+    }
+
+    /// How long the containers that depend on this one wait for it to meet their
+    /// condition, from the moment it starts (ECS's `startTimeout`, on the container
+    /// depended on; Fargate accepts 2 to 120 s): when it has not, say, become healthy
+    /// or completed in time, they give up and never start (an essential one stops the
+    /// task with [`StopReason::DependencyTimedOut`](crate::StopReason::DependencyTimedOut)),
+    /// and the task's events say why. Without it, dependents wait as long as the
+    /// condition can still be met. More than zero, at most 120 s.
+    #[must_use]
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
         self
     }
 

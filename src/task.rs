@@ -30,8 +30,11 @@ pub const MAX_NOFILE: u64 = 1_048_576;
 pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
 /// ECS's default stop timeout: SIGTERM, then SIGKILL after this long.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// ECS's longest stop timeout.
+/// ECS's longest stop timeout. [`RunningTask::stop`](crate::RunningTask::stop) cuts a
+/// longer grace period to this.
 pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest [`Container::start_timeout`] (Fargate's).
+pub const MAX_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Whether every limit must be applied, or the task may start without the ones the
 /// host cannot give.
@@ -163,6 +166,8 @@ pub(crate) struct ContainerSpec {
     /// Dependencies, as indices into [`Inner::containers`].
     pub depends_on: Vec<(usize, Condition)>,
     pub health_check: Option<HealthCheck>,
+    /// How long dependents wait for this container to meet their condition.
+    pub start_timeout: Option<Duration>,
     /// Limits of the container's own cgroup inside the task's.
     pub limits: CgroupLimits,
     /// The seccomp policy `plan.seccomp` was compiled from (for `explain`).
@@ -360,8 +365,10 @@ impl TaskSandboxBuilder {
         self
     }
 
-    /// How long [`RunningTask::stop`] and an essential container's exit wait between
-    /// SIGTERM and SIGKILL (30 s by default, at most 120 s).
+    /// How long the task waits between SIGTERM and SIGKILL when it stops on its own
+    /// (an essential container exited or is unhealthy, ...) and on
+    /// [`RunningTask::shutdown`] (30 s by default, at most 120 s, as ECS's
+    /// `stopTimeout`). [`RunningTask::stop`] takes a grace period of its own.
     #[must_use]
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = timeout;
@@ -530,6 +537,7 @@ impl TaskSandboxBuilder {
                 essential: c.essential,
                 depends_on,
                 health_check: c.health_check.clone(),
+                start_timeout: c.start_timeout,
                 // A container's CPU is a relative share, its memory a hard limit and a
                 // soft reservation, inside the task's (ECS's container-level semantics).
                 limits: CgroupLimits {
@@ -895,6 +903,17 @@ fn validate_container(c: &Container, size: &TaskSize) -> Result<(), ConfigError>
                 field: "ephemeral storage mount",
                 path: path.clone(),
             });
+        }
+    }
+    if let Some(timeout) = c.start_timeout {
+        if timeout.is_zero() || timeout > MAX_START_TIMEOUT {
+            return Err(invalid(
+                "start_timeout",
+                format!(
+                    "{timeout:?} must be more than zero and at most {}s",
+                    MAX_START_TIMEOUT.as_secs()
+                ),
+            ));
         }
     }
     if let Some(check) = &c.health_check {
