@@ -369,6 +369,12 @@ pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
         .create(dir)
     {
         Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(format!(
+                "it does not exist and cannot be made: {e} (disk-backed storage needs a \
+                 privileged launcher; EphemeralStorage::in_memory_mib needs no directory)"
+            ))
+        }
         Err(e) => return Err(format!("it does not exist and cannot be made: {e}")),
     }
     let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
