@@ -111,7 +111,7 @@ fn killing_the_launcher_kills_the_whole_task() {
     });
     // Nothing of the storage is left: no loop device bound to its file, no mount of
     // it, no file.
-    common::assert_storage_gone(storage_dir.path(), &devices[0]);
+    common::assert_storage_gone(storage_dir.path(), Some(&devices[0]));
 
     // The next start on the host is not disturbed by what the dead launcher left.
     let out = TaskSandbox::builder()

@@ -152,8 +152,8 @@ fn storage_larger_than_memory_takes_writes_to_its_limit_and_harms_nothing_else()
     assert!(count > 0, "{sibling_out}");
     assert_eq!(other_out, "other=8\n", "{other_exit}");
     assert!(other_exit.success(), "{other_exit}");
-    assert!(loops_backed_by(dir.path()).is_empty());
-    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    drop((first, second));
+    assert_storage_gone(dir.path(), None);
 }
 
 /// While the task runs, its volume is one loop device over an unnamed file, mounted in
@@ -228,7 +228,7 @@ fn the_volume_is_the_tasks_alone_and_gone_with_it() {
     assert!(own_fds_to(dir.path(), &devices).is_empty());
 
     drop(task);
-    assert_storage_gone(dir.path(), &devices[0]);
+    assert_storage_gone(dir.path(), Some(&devices[0]));
 }
 
 /// A task none of whose containers mounts the storage gets no volume at all.
@@ -283,8 +283,7 @@ fn a_missing_formatter_or_loop_device_is_a_start_error_naming_the_step() {
     assert!(stdout.contains("CHILD OK"), "{stdout}");
     // With it, the same task starts.
     assert!(sandbox.status().unwrap().success());
-    assert!(loops_backed_by(dir.path()).is_empty());
-    assert!(entries(dir.path()).is_empty());
+    assert_storage_gone(dir.path(), None);
 }
 
 /// Run by the test above in a process of its own, whose launcher thread gets a mount
