@@ -947,6 +947,10 @@ struct LoopConfig {
     reserved: [u64; 8],
 }
 
+// The kernel copies exactly its own sizes of these.
+const _: () = assert!(std::mem::size_of::<LoopInfo64>() == 232);
+const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);
+
 /// `ioctl(control, LOOP_CTL_GET_FREE)`: the number of a free loop device (made if
 /// none is free).
 pub(crate) fn loop_get_free(control: RawFd) -> SysResult<u32> {

@@ -1,7 +1,7 @@
 //! The launcher: the parent's side of a start, and supervision of what it started.
 //!
-//! A start is one linear sequence (see [`start`]): make the cgroups, open the pipes
-//! and the control socket, `clone` the task init into new namespaces, write its id
+//! A start is one linear sequence (see [`start`]): make the ephemeral storage's volume
+//! (when it is on disk) and the cgroups, open the pipes and the control socket, `clone` the task init into new namespaces, write its id
 //! maps, let it go, and read back either EOF (ready) or the step that failed. Then each
 //! container whose dependencies allow is launched through the init
 //! ([`Control::launch`]), and a supervisor thread takes over the rest of the task's
