@@ -13,21 +13,28 @@
 //! In every variant a workload counts as started once it handles SIGTERM (read from
 //! its `/proc/<pid>/status`), so that every stop is a clean one;
 //! - `1 container`: a task of the app alone, `start()` then `stop(grace)`;
+//! - `1 container + storage`: the same with the task's ephemeral storage (on disk, the
+//!   default 20 GiB) mounted in it: what making the volume (sparse file, loop device,
+//!   `mkfs.ext4`, mount) and its tear-down add;
+//! - `1 container + tmpfs`: the same with in-memory storage (64 MiB) instead;
 //! - `app + 2 sidecars`: the app (an HTTP server on 127.0.0.1) and two sidecars that
 //!   depend on its start, `start()` (which returns once all three run) then
 //!   `stop(grace)` (SIGTERM to each; every workload exits on it).
 //!
 //! The workloads are the `sidecar` example (`serve`, `idle`). Needs root. Prints
-//! median and p90 per variant and the ratios the README reports.
+//! median and p90 per variant and the ratios the README reports. A workload that does
+//! not handle SIGTERM within 10 s fails the run (exit status 1) instead of hanging it.
 //! `TASKSANDBOX_BENCH_ITERS` sets the iteration count (default 200).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tasksandbox::{Condition, Container, TaskSandbox, TaskSize, Volume};
+use tasksandbox::{Condition, Container, EphemeralStorage, TaskSandbox, TaskSize, Volume};
 
 const GRACE: Duration = Duration::from_secs(10);
+/// How long a workload may take to be ready (handle SIGTERM) before the run fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("bench executable");
@@ -38,8 +45,10 @@ fn target_dir() -> PathBuf {
 }
 
 /// Waits until process `pid` handles SIGTERM (its `SigCgt` has bit 15), so the stop
-/// that follows is a clean one in every variant.
-fn wait_handling_term(pid: u32) {
+/// that follows is a clean one in every variant; fails after [`READY_TIMEOUT`] (the
+/// process died, or never installs the handler).
+fn wait_handling_term(pid: u32) -> Result<(), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let caught = status
@@ -48,7 +57,17 @@ fn wait_handling_term(pid: u32) {
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
             .unwrap_or(0);
         if caught & (1 << (libc::SIGTERM - 1)) != 0 {
-            return;
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "pid {pid} did not handle SIGTERM within {READY_TIMEOUT:?} ({})",
+                if status.is_empty() {
+                    "it is gone"
+                } else {
+                    "it is still running"
+                }
+            ));
         }
         std::thread::sleep(Duration::from_micros(100));
     }
@@ -90,6 +109,17 @@ fn main() {
         .container(container("app", "serve"))
         .build()
         .expect("build");
+    let one_storage = TaskSandbox::builder()
+        .size(size)
+        .container(container("app", "serve").ephemeral_storage_at("/data"))
+        .build()
+        .expect("build");
+    let one_tmpfs = TaskSandbox::builder()
+        .size(size)
+        .ephemeral_storage(EphemeralStorage::in_memory_mib(64).expect("size"))
+        .container(container("app", "serve").ephemeral_storage_at("/data"))
+        .build()
+        .expect("build");
     let three = TaskSandbox::builder()
         .size(size)
         .container(container("app", "serve"))
@@ -106,7 +136,7 @@ fn main() {
         .build()
         .expect("build");
 
-    let plain = || {
+    let plain = || -> Result<Duration, String> {
         let started = Instant::now();
         let children: Vec<_> = ["serve", "idle", "idle"]
             .iter()
@@ -119,63 +149,87 @@ fn main() {
                     .expect("spawn")
             })
             .collect();
-        for child in &children {
-            wait_handling_term(child.id());
-        }
+        let ready = children
+            .iter()
+            .try_for_each(|child| wait_handling_term(child.id()));
         for mut child in children {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+            let signal = if ready.is_ok() {
+                nix::sys::signal::Signal::SIGTERM
+            } else {
+                nix::sys::signal::Signal::SIGKILL
+            };
+            let _ = nix::sys::signal::kill(pid, signal);
             child.wait().expect("wait");
         }
-        started.elapsed()
+        ready.map(|()| started.elapsed())
     };
-    let task = |sandbox: &TaskSandbox| {
+    let task = |sandbox: &TaskSandbox| -> Result<Duration, String> {
         let started = Instant::now();
-        let mut task = sandbox.start().expect("start");
+        let mut task = sandbox.start().map_err(|e| e.chain())?;
         for name in sandbox.container_names() {
             match task.state(name) {
-                Some(tasksandbox::ContainerState::Running { pid }) => wait_handling_term(pid),
-                other => panic!("{name} is not running: {other:?}"),
+                Some(tasksandbox::ContainerState::Running { pid }) => {
+                    // On failure, dropping the task kills it.
+                    wait_handling_term(pid).map_err(|e| format!("container {name}: {e}"))?
+                }
+                other => return Err(format!("{name} is not running: {other:?}")),
             }
         }
-        let exit = task.stop(GRACE).expect("stop");
+        let exit = task.stop(GRACE).map_err(|e| e.chain())?;
         let took = started.elapsed();
-        assert!(
-            exit.containers
-                .iter()
-                .all(|c| c.status.is_some_and(|s| s.success())),
-            "every workload exits 0 on SIGTERM: {exit}"
-        );
-        took
+        if !exit
+            .containers
+            .iter()
+            .all(|c| c.status.is_some_and(|s| s.success()))
+        {
+            return Err(format!("every workload exits 0 on SIGTERM: {exit}"));
+        }
+        Ok(took)
     };
 
-    let names = ["3 processes", "1 container", "app + 2 sidecars"];
+    let names = [
+        "3 processes",
+        "1 container",
+        "1 container + storage",
+        "1 container + tmpfs",
+        "app + 2 sidecars",
+    ];
+    let run = |variant: usize| match variant {
+        0 => plain(),
+        1 => task(&one),
+        2 => task(&one_storage),
+        3 => task(&one_tmpfs),
+        _ => task(&three),
+    };
+    let sample = |variant: usize| {
+        run(variant).unwrap_or_else(|err| {
+            eprintln!("task bench: FAILED in `{}`: {err}", names[variant]);
+            std::process::exit(1);
+        })
+    };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     // Warm-up: page cache, the seccomp cache, the runtime directory.
-    plain();
-    task(&one);
-    task(&three);
+    for variant in 0..names.len() {
+        sample(variant);
+    }
     let block = 20;
     while samples[0].len() < iters {
         for (i, s) in samples.iter_mut().enumerate() {
             for _ in 0..block {
-                s.push(match i {
-                    0 => plain(),
-                    1 => task(&one),
-                    _ => task(&three),
-                });
+                s.push(sample(i));
             }
         }
     }
     let base = stats(samples[0].clone()).0;
     println!(
-        "{:<20} {:>10} {:>10} {:>8}",
+        "{:<24} {:>10} {:>10} {:>8}",
         "variant", "median ms", "p90 ms", "ratio"
     );
     for (name, s) in names.iter().zip(samples) {
         let (median, p90) = stats(s);
         println!(
-            "{name:<20} {median:>10.2} {p90:>10.2} {:>7.2}x",
+            "{name:<24} {median:>10.2} {p90:>10.2} {:>7.2}x",
             median / base
         );
     }

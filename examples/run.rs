@@ -13,13 +13,13 @@ use std::process::ExitCode;
 
 use tasksandbox::policy::{Policy, PolicyError};
 use tasksandbox::{
-    Capabilities, Capability, ConfigError, Container, Enforcement, ExitStatus, TaskSandbox,
-    TaskSandboxBuilder, TaskSize, User, UserNamespace, Volume,
+    Capabilities, Capability, ConfigError, Container, Enforcement, EphemeralStorage, ExitStatus,
+    TaskSandbox, TaskSandboxBuilder, TaskSize, User, UserNamespace, Volume,
 };
 
 const USAGE: &str = "\
 usage: run [OPTIONS] -- CMD [ARGS...]
-       run --policy FILE [--explain[=json]] [--best-effort] [--no-userns]
+       run --policy FILE [--explain[=json]] [--best-effort] [--no-userns] [--storage-dir DIR]
 
 Runs CMD in a fresh task: its own user, pid, mount, network, UTS, IPC and cgroup
 namespaces, Fargate's capability allowlist, the default seccomp profile, cgroup limits.
@@ -44,6 +44,9 @@ options:
   --workdir DIR          working directory (default /)
   --hostname NAME        hostname (default: run)
   --readonly-rootfs      mount the root filesystem read-only
+  --storage DST[:MIB]    mount the task's ephemeral storage at DST (default 20480 MiB, on disk)
+  --storage-dir DIR      host directory of the storage's backing files
+                         (default /var/lib/tasksandbox/storage)
   --best-effort          start even if cgroup limits cannot be applied, and say which
   --no-userns            no user namespace (root only; for hosts without them)
   -h, --help             this text";
@@ -74,6 +77,8 @@ struct Args {
     workdir: Option<String>,
     hostname: Option<String>,
     readonly_rootfs: bool,
+    storage: Option<(String, Option<u64>)>,
+    storage_dir: Option<String>,
     best_effort: bool,
     no_userns: bool,
     command: Vec<String>,
@@ -114,6 +119,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
         workdir: None,
         hostname: None,
         readonly_rootfs: false,
+        storage: None,
+        storage_dir: None,
         best_effort: false,
         no_userns: false,
         command: Vec::new(),
@@ -128,6 +135,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
                 | "--explain=text"
                 | "--best-effort"
                 | "--no-userns"
+                | "--storage-dir"
                 | "-h"
                 | "--help"
                 | "--"
@@ -164,6 +172,14 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--workdir" => args.workdir = Some(value("--workdir")?),
             "--hostname" => args.hostname = Some(value("--hostname")?),
             "--readonly-rootfs" => args.readonly_rootfs = true,
+            "--storage" => {
+                let spec = value("--storage")?;
+                args.storage = Some(match spec.split_once(':') {
+                    Some((dst, mib)) => (dst.to_string(), Some(parse_number("--storage", mib)?)),
+                    None => (spec, None),
+                });
+            }
+            "--storage-dir" => args.storage_dir = Some(value("--storage-dir")?),
             "--best-effort" => args.best_effort = true,
             "--no-userns" => args.no_userns = true,
             other if other.starts_with('-') => return Err(format!("unknown option {other:?}")),
@@ -238,6 +254,9 @@ fn host_settings(mut builder: TaskSandboxBuilder, args: &Args) -> TaskSandboxBui
     if args.no_userns {
         builder = builder.user_namespace(UserNamespace::Disabled);
     }
+    if let Some(dir) = &args.storage_dir {
+        builder = builder.storage_dir(dir);
+    }
     builder
 }
 
@@ -271,8 +290,16 @@ fn adhoc_sandbox(args: &Args) -> Result<TaskSandbox, Failure> {
     for volume in &args.volumes {
         container = container.volume(volume.clone());
     }
+    let mut builder = TaskSandbox::builder();
+    if let Some((destination, mib)) = &args.storage {
+        container = container.ephemeral_storage_at(destination);
+        if let Some(mib) = mib {
+            let storage = EphemeralStorage::custom_mib(*mib).map_err(ConfigError::from)?;
+            builder = builder.ephemeral_storage(storage);
+        }
+    }
     let size = size(args).map_err(ConfigError::from)?;
-    let mut builder = TaskSandbox::builder().size(size).container(container);
+    let mut builder = builder.size(size).container(container);
     if let Some(pids) = args.pids {
         builder = builder.pids_limit(pids);
     }

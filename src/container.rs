@@ -265,6 +265,8 @@ pub struct Container {
     pub(crate) secrets: Vec<Secret>,
     pub(crate) cpu_units: Option<u32>,
     pub(crate) memory_limit: Option<u64>,
+    pub(crate) memory_reservation: Option<u64>,
+    pub(crate) start_timeout: Option<Duration>,
 }
 
 /// The `PATH` a container gets when its environment sets none.
@@ -297,6 +299,8 @@ impl Container {
             secrets: Vec::new(),
             cpu_units: None,
             memory_limit: None,
+            memory_reservation: None,
+            start_timeout: None,
         }
     }
 
@@ -445,6 +449,19 @@ impl Container {
         self
     }
 
+    /// How long the containers that depend on this one wait for it to meet their
+    /// condition, from the moment it starts (ECS's `startTimeout`, on the container
+    /// depended on; Fargate accepts 2 to 120 s): when it has not, say, become healthy
+    /// or completed in time, they give up and never start (an essential one stops the
+    /// task with [`StopReason::DependencyTimedOut`](crate::StopReason::DependencyTimedOut)),
+    /// and the task's events say why. Without it, dependents wait as long as the
+    /// condition can still be met. More than zero, at most 120 s.
+    #[must_use]
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
+        self
+    }
+
     /// A health check (needed by dependents waiting for [`Condition::Healthy`]).
     #[must_use]
     pub fn health_check(mut self, check: HealthCheck) -> Self {
@@ -467,19 +484,38 @@ impl Container {
         self
     }
 
-    /// A CPU ceiling for this container inside the task's, in CPU units (1024 = one
-    /// vCPU).
+    /// This container's share of the task's CPU, in CPU units (1024 = one vCPU), as
+    /// ECS's container-level `cpu`: a relative weight, not a ceiling. When the
+    /// containers compete for the task's CPU, each gets CPU in proportion to its units
+    /// (cgroup v1 `cpu.shares`, v2 `cpu.weight`); CPU no other container wants can be
+    /// used by any of them, up to the task's own ceiling. Without it, a container has
+    /// the kernel's default weight (1024 units). The units of all containers must add
+    /// up to no more than the task's.
     #[must_use]
     pub fn cpu_units(mut self, units: u32) -> Self {
         self.cpu_units = Some(units);
         self
     }
 
-    /// A memory ceiling for this container inside the task's, in bytes. Reaching it
-    /// OOM-kills inside this container only.
+    /// A hard memory limit for this container inside the task's, in bytes, as ECS's
+    /// container-level `memory`: reaching it OOM-kills inside this container only. At
+    /// most the task's memory.
     #[must_use]
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// A soft memory limit (a reservation) for this container, in bytes, as ECS's
+    /// `memoryReservation`: under memory pressure in the task, the kernel reclaims
+    /// from containers above their reservation before it touches those within it
+    /// (cgroup v1 `memory.soft_limit_in_bytes`, v2 `memory.low`); nothing is killed
+    /// for going over it. At most [`memory_limit`](Self::memory_limit); the
+    /// reservations of all containers (a container with only a limit counts its limit)
+    /// must add up to no more than the task's memory.
+    #[must_use]
+    pub fn memory_reservation(mut self, bytes: u64) -> Self {
+        self.memory_reservation = Some(bytes);
         self
     }
 }

@@ -31,6 +31,9 @@ pub enum Error {
     /// A step of the launch failed inside the new task.
     #[error("the task could not start")]
     Launch(#[from] LaunchError),
+    /// The task's disk-backed ephemeral storage could not be made.
+    #[error("the task's ephemeral storage could not be made")]
+    Storage(#[from] crate::storage::StorageError),
     /// The host refused an operation of the launcher itself.
     #[error("{operation} failed")]
     Host {
@@ -200,6 +203,14 @@ pub enum ConfigError {
         count: u32,
         /// Why it is invalid.
         reason: &'static str,
+    },
+    /// The directory of disk-backed ephemeral storage cannot be used.
+    #[error("storage_dir {path:?}: {reason}")]
+    StorageDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A runtime directory that is not an absolute path.
     #[error("runtime_dir {path:?} must be an absolute path")]

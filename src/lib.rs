@@ -16,6 +16,7 @@ pub mod policy;
 mod process;
 pub mod seccomp;
 pub mod size;
+pub mod storage;
 mod sys;
 pub mod task;
 
@@ -34,4 +35,5 @@ pub use namespaces::{IdMap, UserNamespace};
 pub use process::{ExitStatus, Output, RunningTask};
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompPolicy, SeccompProfile};
 pub use size::{EphemeralStorage, SizeError, TaskSize};
+pub use storage::{StorageError, StorageStep};
 pub use task::{ContainerReport, Enforcement, EnforcementReport, TaskSandbox, TaskSandboxBuilder};

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use crate::cgroup::CgroupStats;
+use crate::container::Condition;
 use crate::process::ExitStatus;
 
 /// Whether the containers of a task share one PID namespace (ECS's `pidMode`).
@@ -74,6 +75,19 @@ pub enum StopReason {
         /// The dependency.
         dependency: String,
     },
+    /// An essential container gave up on a dependency that did not meet its
+    /// condition within the dependency's
+    /// [`start_timeout`](crate::Container::start_timeout).
+    DependencyTimedOut {
+        /// The container that cannot start.
+        container: String,
+        /// The dependency.
+        dependency: String,
+        /// The condition it did not meet.
+        condition: Condition,
+        /// The dependency's start timeout.
+        timeout: Duration,
+    },
     /// A container's launch failed after the task had started.
     LaunchFailed {
         /// The container.
@@ -103,6 +117,15 @@ impl fmt::Display for StopReason {
             } => write!(
                 f,
                 "essential container {container:?} cannot start: dependency {dependency:?} cannot be met"
+            ),
+            StopReason::DependencyTimedOut {
+                container,
+                dependency,
+                condition,
+                timeout,
+            } => write!(
+                f,
+                "essential container {container:?} cannot start: dependency {dependency:?} did not reach {condition} within its start timeout of {timeout:?}"
             ),
             StopReason::LaunchFailed { container, error } => {
                 write!(f, "container {container:?} failed to start: {error}")
@@ -226,6 +249,18 @@ pub enum EventKind {
         container: String,
         /// How.
         status: ExitStatus,
+    },
+    /// A container gave up waiting: its dependency did not meet the condition within
+    /// the dependency's start timeout. The container will not start.
+    DependencyTimedOut {
+        /// The container that gave up.
+        container: String,
+        /// The dependency.
+        dependency: String,
+        /// The condition it did not meet.
+        condition: Condition,
+        /// The dependency's start timeout.
+        timeout: Duration,
     },
     /// The OOM killer killed a process of a container.
     OutOfMemory {

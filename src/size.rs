@@ -162,11 +162,18 @@ pub const FARGATE_STORAGE_GIB: std::ops::RangeInclusive<u64> = 20..=200;
 
 /// The task's ephemeral storage: one volume shared by its containers
 /// ([`Container::ephemeral_storage_at`](crate::Container::ephemeral_storage_at)),
-/// with a size limit; a write past it fails with `ENOSPC`.
+/// with a size limit; a write past it fails with `ENOSPC` and harms nothing else.
 ///
-/// The volume is an in-memory filesystem (tmpfs) private to the task: what is written
-/// counts against the memory of the container that wrote it, and is gone with the
-/// task. The limit is the filesystem's size, so it holds even when memory is larger.
+/// By default the volume is on disk: an ext4 filesystem of exactly this size, on a
+/// loop device over a sparse, nameless file in the storage directory
+/// ([`TaskSandboxBuilder::storage_dir`](crate::TaskSandboxBuilder::storage_dir)), made
+/// for each start, reachable only from the task's containers, and gone with the task
+/// (see [`storage`](crate::storage)). What is written does not count against the task's
+/// memory. It needs a launcher with `CAP_SYS_ADMIN` and `mkfs.ext4`.
+///
+/// [`EphemeralStorage::in_memory_mib`] gives a tmpfs instead: no disk, no privilege,
+/// but its contents are memory of the container that writes them, so it can be no
+/// larger than the task's memory.
 ///
 /// ```
 /// use tasksandbox::EphemeralStorage;
@@ -174,21 +181,27 @@ pub const FARGATE_STORAGE_GIB: std::ops::RangeInclusive<u64> = 20..=200;
 /// assert!(EphemeralStorage::fargate_gib(21).is_ok());
 /// assert!(EphemeralStorage::fargate_gib(201).is_err());
 /// assert_eq!(EphemeralStorage::custom_mib(8).unwrap().bytes(), 8 << 20);
+/// assert!(EphemeralStorage::in_memory_mib(64).unwrap().is_in_memory());
+/// assert!(!EphemeralStorage::default().is_in_memory());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EphemeralStorage {
     bytes: u64,
+    in_memory: bool,
 }
 
 impl Default for EphemeralStorage {
-    /// Fargate's default: 20 GiB.
+    /// Fargate's default: 20 GiB, on disk.
     fn default() -> Self {
-        EphemeralStorage { bytes: 20 << 30 }
+        EphemeralStorage {
+            bytes: 20 << 30,
+            in_memory: false,
+        }
     }
 }
 
 impl EphemeralStorage {
-    /// A size from Fargate's range, 20..=200 GiB.
+    /// A disk-backed volume from Fargate's range, 20..=200 GiB.
     pub fn fargate_gib(gib: u64) -> Result<Self, SizeError> {
         if !FARGATE_STORAGE_GIB.contains(&gib) {
             return Err(SizeError::StorageOutOfRange {
@@ -196,24 +209,49 @@ impl EphemeralStorage {
                 range: "20..=200 GiB on Fargate",
             });
         }
-        Ok(EphemeralStorage { bytes: gib << 30 })
+        Ok(EphemeralStorage {
+            bytes: gib << 30,
+            in_memory: false,
+        })
     }
 
-    /// Any size from 1 MiB to 1 TiB.
+    /// A disk-backed volume of any size from 1 MiB to 1 TiB.
     pub fn custom_mib(mib: u64) -> Result<Self, SizeError> {
-        if !(1..=(1 << 20)).contains(&mib) {
-            return Err(SizeError::StorageOutOfRange {
-                value: format!("{mib} MiB"),
-                range: "1 MiB..=1 TiB",
-            });
-        }
-        Ok(EphemeralStorage { bytes: mib << 20 })
+        Ok(EphemeralStorage {
+            bytes: check_storage_mib(mib)? << 20,
+            in_memory: false,
+        })
+    }
+
+    /// An in-memory volume (tmpfs) of 1 MiB to 1 TiB; `build()` refuses one larger
+    /// than the task's memory. For small scratch space, or a launcher without the
+    /// privilege disk-backed storage needs.
+    pub fn in_memory_mib(mib: u64) -> Result<Self, SizeError> {
+        Ok(EphemeralStorage {
+            bytes: check_storage_mib(mib)? << 20,
+            in_memory: true,
+        })
     }
 
     /// The limit in bytes.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Whether the volume is in memory (a tmpfs) rather than on disk.
+    pub fn is_in_memory(&self) -> bool {
+        self.in_memory
+    }
+}
+
+fn check_storage_mib(mib: u64) -> Result<u64, SizeError> {
+    if !(1..=(1 << 20)).contains(&mib) {
+        return Err(SizeError::StorageOutOfRange {
+            value: format!("{mib} MiB"),
+            range: "1 MiB..=1 TiB",
+        });
+    }
+    Ok(mib)
 }
 
 /// A task size that cannot be used.

@@ -908,3 +908,186 @@ pub(crate) unsafe fn overwrite_cmdline(area: (usize, usize), name: &[u8]) {
         );
     }
 }
+
+// ---- ephemeral storage: loop devices and the new mount API ---------------------------
+
+/// `LOOP_CTL_GET_FREE` on `/dev/loop-control`.
+const LOOP_CTL_GET_FREE: c_ulong = 0x4C82;
+/// `LOOP_CONFIGURE` on a loop device (Linux 5.8).
+const LOOP_CONFIGURE: c_ulong = 0x4C0A;
+/// The loop device detaches itself when it is last closed.
+pub(crate) const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// The loop device reads and writes its backing file with direct I/O.
+pub(crate) const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+/// `struct loop_info64` of `<linux/loop.h>`.
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+/// `struct loop_config` of `<linux/loop.h>`.
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+// The kernel copies exactly its own sizes of these.
+const _: () = assert!(std::mem::size_of::<LoopInfo64>() == 232);
+const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);
+
+/// `ioctl(control, LOOP_CTL_GET_FREE)`: the number of a free loop device (made if
+/// none is free).
+pub(crate) fn loop_get_free(control: RawFd) -> SysResult<u32> {
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
+    let ret = unsafe { libc::ioctl(control, LOOP_CTL_GET_FREE as _) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret as u32)
+    }
+}
+
+/// `ioctl(device, LOOP_CONFIGURE)`: binds loop device `device` to `backing` in one
+/// step, with `flags` (`LO_FLAGS_*`) and the file name the device reports. `EBUSY`:
+/// the device was taken in the meantime.
+pub(crate) fn loop_configure(device: RawFd, backing: RawFd, flags: u32, name: &[u8]) -> SysResult {
+    let Ok(fd) = u32::try_from(backing) else {
+        return Err(Errno::EBADF);
+    };
+    let mut lo_file_name = [0u8; 64];
+    let len = name.len().min(63);
+    lo_file_name[..len].copy_from_slice(&name[..len]);
+    let config = LoopConfig {
+        fd,
+        block_size: 0,
+        info: LoopInfo64 {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_sizelimit: 0,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: flags,
+            lo_file_name,
+            lo_crypt_name: [0; 64],
+            lo_encrypt_key: [0; 32],
+            lo_init: [0; 2],
+        },
+        reserved: [0; 8],
+    };
+    // SAFETY: LOOP_CONFIGURE reads a struct loop_config, which `config` is, laid out
+    // as the kernel's.
+    check(unsafe { libc::ioctl(device, LOOP_CONFIGURE as _, &config as *const LoopConfig) })
+}
+
+const FSOPEN_CLOEXEC: c_ulong = 1;
+const FSCONFIG_SET_FLAG: c_ulong = 0;
+const FSCONFIG_SET_STRING: c_ulong = 1;
+const FSCONFIG_CMD_CREATE: c_ulong = 6;
+const FSMOUNT_CLOEXEC: c_ulong = 1;
+/// `MOUNT_ATTR_NOSUID` of `fsmount(2)`.
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// `MOUNT_ATTR_NODEV` of `fsmount(2)`.
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
+
+fn check_fd(ret: libc::c_long) -> SysResult<RawFd> {
+    check_long(ret).map(|fd| fd as RawFd)
+}
+
+/// `fsopen(2)` with `FSOPEN_CLOEXEC`: a filesystem context for `fstype`.
+pub(crate) fn fsopen(fstype: &CStr) -> SysResult<RawFd> {
+    // SAFETY: fstype is NUL-terminated.
+    check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+}
+
+/// `fsconfig(2)`: sets string parameter `key` to `value` on context `fs`.
+pub(crate) fn fsconfig_string(fs: RawFd, key: &CStr, value: &CStr) -> SysResult {
+    // SAFETY: key and value are NUL-terminated; aux is unused for this command.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0 as c_int,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsconfig(2)`: sets flag `key` on context `fs`.
+pub(crate) fn fsconfig_flag(fs: RawFd, key: &CStr) -> SysResult {
+    // SAFETY: key is NUL-terminated; value must be null and aux 0 for a flag.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            ptr::null::<libc::c_char>(),
+            0 as c_int,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsconfig(2)` `FSCONFIG_CMD_CREATE`: makes the superblock of context `fs`.
+pub(crate) fn fsconfig_create(fs: RawFd) -> SysResult {
+    // SAFETY: the command takes no key or value.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_CMD_CREATE,
+            ptr::null::<libc::c_char>(),
+            ptr::null::<libc::c_char>(),
+            0 as c_int,
+        )
+    })
+    .map(drop)
+}
+
+/// `fsmount(2)` with `FSMOUNT_CLOEXEC`: a detached mount of context `fs`'s
+/// superblock with `attrs` (`MOUNT_ATTR_*`), attached nowhere until moved.
+pub(crate) fn fsmount(fs: RawFd, attrs: u64) -> SysResult<RawFd> {
+    // SAFETY: plain integer arguments.
+    check_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })
+}
+
+/// `move_mount(2)` of the detached mount `from` onto `target` in the caller's mount
+/// namespace.
+pub(crate) fn move_mount_fd(from: RawFd, target: &CStr) -> SysResult {
+    // SAFETY: the empty path with MOVE_MOUNT_F_EMPTY_PATH names `from` itself; target
+    // is NUL-terminated.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}

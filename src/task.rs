@@ -20,6 +20,7 @@ use crate::process::plan::ChildPlan;
 use crate::process::{self, Output, RunningTask};
 use crate::seccomp::SeccompPolicy;
 use crate::size::{EphemeralStorage, TaskSize};
+use crate::storage::{Backing, StoragePlan};
 
 /// Fargate's default nofile ulimit.
 pub const DEFAULT_NOFILE: u64 = 65_535;
@@ -29,8 +30,11 @@ pub const MAX_NOFILE: u64 = 1_048_576;
 pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
 /// ECS's default stop timeout: SIGTERM, then SIGKILL after this long.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// ECS's longest stop timeout.
+/// ECS's longest stop timeout. [`RunningTask::stop`](crate::RunningTask::stop) cuts a
+/// longer grace period to this.
 pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest [`Container::start_timeout`] (Fargate's).
+pub const MAX_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Whether every limit must be applied, or the task may start without the ones the
 /// host cannot give.
@@ -96,6 +100,7 @@ pub struct TaskSandboxBuilder {
     runtime_dir: Option<PathBuf>,
     pid_mode: PidMode,
     ephemeral_storage: EphemeralStorage,
+    storage_dir: PathBuf,
     stop_timeout: Duration,
     hostname: Option<String>,
     log_sink: Option<LogSink>,
@@ -114,6 +119,7 @@ impl std::fmt::Debug for TaskSandboxBuilder {
             .field("runtime_dir", &self.runtime_dir)
             .field("pid_mode", &self.pid_mode)
             .field("ephemeral_storage", &self.ephemeral_storage)
+            .field("storage_dir", &self.storage_dir)
             .field("stop_timeout", &self.stop_timeout)
             .field("hostname", &self.hostname)
             .field("log_sink", &self.log_sink.as_ref().map(|_| "<fn>"))
@@ -160,19 +166,12 @@ pub(crate) struct ContainerSpec {
     /// Dependencies, as indices into [`Inner::containers`].
     pub depends_on: Vec<(usize, Condition)>,
     pub health_check: Option<HealthCheck>,
+    /// How long dependents wait for this container to meet their condition.
+    pub start_timeout: Option<Duration>,
     /// Limits of the container's own cgroup inside the task's.
     pub limits: CgroupLimits,
     /// The seccomp policy `plan.seccomp` was compiled from (for `explain`).
     pub seccomp_policy: SeccompPolicy,
-}
-
-/// The task init's mount of the ephemeral storage.
-#[derive(Debug)]
-pub(crate) struct StoragePlan {
-    pub target: CString,
-    pub data: CString,
-    /// The size limit in `data`, in bytes.
-    pub bytes: u64,
 }
 
 /// The built task, shared by every start.
@@ -271,6 +270,7 @@ impl TaskSandbox {
             runtime_dir: None,
             pid_mode: PidMode::Container,
             ephemeral_storage: EphemeralStorage::default(),
+            storage_dir: PathBuf::from(crate::storage::DEFAULT_STORAGE_DIR),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             hostname: None,
             log_sink: None,
@@ -346,15 +346,29 @@ impl TaskSandboxBuilder {
         self
     }
 
-    /// The size of the task's ephemeral storage (Fargate's 20 GiB by default).
+    /// The size of the task's ephemeral storage (Fargate's 20 GiB, on disk, by
+    /// default), made at each start if a container mounts it.
     #[must_use]
     pub fn ephemeral_storage(mut self, storage: EphemeralStorage) -> Self {
         self.ephemeral_storage = storage;
         self
     }
 
-    /// How long [`RunningTask::stop`] and an essential container's exit wait between
-    /// SIGTERM and SIGKILL (30 s by default, at most 120 s).
+    /// The host directory holding the backing files of disk-backed ephemeral storage
+    /// (`/var/lib/tasksandbox/storage` by default; made if missing, mode 0700). The
+    /// files have no name and are sparse: they take only the disk space the task
+    /// writes, and nothing of them stays once the task is gone. `build()` checks the
+    /// directory when a container mounts the storage.
+    #[must_use]
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = dir.into();
+        self
+    }
+
+    /// How long the task waits between SIGTERM and SIGKILL when it stops on its own
+    /// (an essential container exited or is unhealthy, ...) and on
+    /// [`RunningTask::shutdown`] (30 s by default, at most 120 s, as ECS's
+    /// `stopTimeout`). [`RunningTask::stop`] takes a grace period of its own.
     #[must_use]
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = timeout;
@@ -437,6 +451,7 @@ impl TaskSandboxBuilder {
         for c in &self.containers {
             validate_container(c, &self.size)?;
         }
+        validate_container_shares(&self.containers, &self.size)?;
         let depends = resolve_dependencies(&self.containers)?;
         if !self.containers.iter().any(|c| c.essential) {
             return Err(ConfigError::NoEssentialContainer);
@@ -522,27 +537,21 @@ impl TaskSandboxBuilder {
                 essential: c.essential,
                 depends_on,
                 health_check: c.health_check.clone(),
+                start_timeout: c.start_timeout,
+                // A container's CPU is a relative share, its memory a hard limit and a
+                // soft reservation, inside the task's (ECS's container-level semantics).
                 limits: CgroupLimits {
-                    cpu_units: c.cpu_units,
+                    cpu_units: None,
+                    cpu_share_units: c.cpu_units,
                     memory_bytes: c.memory_limit,
+                    memory_reservation_bytes: c.memory_reservation,
                     pids_max: None,
                 },
                 seccomp_policy: c.seccomp.clone(),
             });
         }
         let storage = if needs_storage {
-            let cstr = |v: &[u8]| {
-                CString::new(v).map_err(|_| ConfigError::RuntimeDir {
-                    path: storage_dir.clone(),
-                })
-            };
-            Some(StoragePlan {
-                target: cstr(storage_dir.as_os_str().as_bytes())?,
-                data: cstr(
-                    format!("mode=0755,size={}", self.ephemeral_storage.bytes()).as_bytes(),
-                )?,
-                bytes: self.ephemeral_storage.bytes(),
-            })
+            Some(self.storage_plan(&storage_dir, &ids)?)
         } else {
             None
         };
@@ -552,7 +561,9 @@ impl TaskSandboxBuilder {
                 ids,
                 limits: CgroupLimits {
                     cpu_units: self.size.cpu_units(),
+                    cpu_share_units: None,
                     memory_bytes: Some(self.size.memory_bytes()),
+                    memory_reservation_bytes: None,
                     pids_max: Some(self.pids_limit),
                 },
                 best_effort: self.enforcement == Enforcement::BestEffort,
@@ -565,6 +576,63 @@ impl TaskSandboxBuilder {
                 storage,
                 log_sink: self.log_sink,
             }),
+        })
+    }
+
+    /// The ephemeral storage's plan: checks the storage directory (disk) or that the
+    /// volume fits in the task's memory (in memory).
+    fn storage_plan(
+        &self,
+        mountpoint: &Path,
+        ids: &ResolvedIds,
+    ) -> Result<StoragePlan, ConfigError> {
+        let storage = &self.ephemeral_storage;
+        let backing = if storage.is_in_memory() {
+            if storage.bytes() > self.size.memory_bytes() {
+                return Err(ConfigError::Invalid {
+                    field: "task.ephemeral_storage".into(),
+                    reason: format!(
+                        "in-memory storage of {} MiB is larger than the task's memory ({} MiB): \
+                         its contents would be memory the task cannot have; use disk-backed storage",
+                        storage.bytes() >> 20,
+                        self.size.memory_mib()
+                    ),
+                });
+            }
+            Backing::Memory {
+                data: CString::new(format!("mode=0755,size={}", storage.bytes())).map_err(
+                    |_| ConfigError::RuntimeDir {
+                        path: mountpoint.to_path_buf(),
+                    },
+                )?,
+            }
+        } else {
+            crate::storage::check_dir(&self.storage_dir).map_err(|reason| {
+                ConfigError::StorageDir {
+                    path: self.storage_dir.clone(),
+                    reason,
+                }
+            })?;
+            let owner = match ids {
+                ResolvedIds::Mapped { map, .. } => (map.host_uid, map.host_gid),
+                ResolvedIds::Host => (
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                ),
+            };
+            Backing::Disk {
+                dir: self.storage_dir.clone(),
+                owner,
+            }
+        };
+        Ok(StoragePlan {
+            target: CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| {
+                ConfigError::RuntimeDir {
+                    path: mountpoint.to_path_buf(),
+                }
+            })?,
+            bytes: storage.bytes(),
+            backing,
         })
     }
 
@@ -837,6 +905,17 @@ fn validate_container(c: &Container, size: &TaskSize) -> Result<(), ConfigError>
             });
         }
     }
+    if let Some(timeout) = c.start_timeout {
+        if timeout.is_zero() || timeout > MAX_START_TIMEOUT {
+            return Err(invalid(
+                "start_timeout",
+                format!(
+                    "{timeout:?} must be more than zero and at most {}s",
+                    MAX_START_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+    }
     if let Some(check) = &c.health_check {
         if check.command.first().is_none_or(|a| a.is_empty()) {
             return Err(invalid("health_check.command", "is empty".into()));
@@ -862,13 +941,91 @@ fn validate_container(c: &Container, size: &TaskSize) -> Result<(), ConfigError>
             ));
         }
     }
-    if let Some(bytes) = c.memory_limit {
-        let task = size.memory_bytes();
-        let min = crate::size::MIN_MEMORY_MIB << 20;
-        if bytes < min || bytes > task {
+    let task_memory = size.memory_bytes();
+    let min = crate::size::MIN_MEMORY_MIB << 20;
+    for (field, value) in [
+        ("memory_limit", c.memory_limit),
+        ("memory_reservation", c.memory_reservation),
+    ] {
+        if let Some(bytes) = value {
+            if bytes < min || bytes > task_memory {
+                return Err(invalid(
+                    field,
+                    format!("{bytes} bytes must be {min}..={task_memory} (the task's memory)"),
+                ));
+            }
+        }
+    }
+    if let (Some(reservation), Some(limit)) = (c.memory_reservation, c.memory_limit) {
+        if reservation > limit {
             return Err(invalid(
-                "memory_limit",
-                format!("{bytes} bytes must be {min}..={task} (the task's memory)"),
+                "memory_reservation",
+                format!(
+                    "{reservation} bytes is more than the container's memory_limit, {limit} bytes"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the containers reserve together must fit in the task, as ECS requires: their
+/// CPU units, and their memory reservations (a container with only a hard limit
+/// reserves its limit). The error names the container that goes over.
+fn validate_container_shares(containers: &[Container], size: &TaskSize) -> Result<(), ConfigError> {
+    let over =
+        |c: &Container, field: &str, what: &str, parts: &[String], total: String, task: String| {
+            ConfigError::Invalid {
+                field: format!("container {:?}: {field}", c.name),
+                reason: format!(
+                    "the containers' {what} add up to {total} ({}), more than the task's {task}",
+                    parts.join(" + ")
+                ),
+            }
+        };
+    if let Some(task_cpu) = size.cpu_units() {
+        let (mut total, mut parts) = (0u64, Vec::new());
+        for c in containers {
+            let Some(units) = c.cpu_units else { continue };
+            total += u64::from(units);
+            parts.push(format!("{} {units}", c.name));
+            if total > u64::from(task_cpu) {
+                return Err(over(
+                    c,
+                    "cpu_units",
+                    "CPU units",
+                    &parts,
+                    total.to_string(),
+                    task_cpu.to_string(),
+                ));
+            }
+        }
+    }
+    let task_memory = size.memory_bytes();
+    let (mut total, mut parts) = (0u64, Vec::new());
+    for c in containers {
+        let Some(reserved) = c.memory_reservation.or(c.memory_limit) else {
+            continue;
+        };
+        total = total.saturating_add(reserved);
+        parts.push(format!(
+            "{} {}",
+            c.name,
+            crate::explain::text::size(reserved)
+        ));
+        if total > task_memory {
+            let field = if c.memory_reservation.is_some() {
+                "memory_reservation"
+            } else {
+                "memory_limit"
+            };
+            return Err(over(
+                c,
+                field,
+                "memory reservations (or limits, where no reservation is set)",
+                &parts,
+                crate::explain::text::size(total),
+                crate::explain::text::size(task_memory),
             ));
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{can_start_tasks, example};
+use common::{can_start_tasks, example, loops_backed_by, mounts_of};
 use tasksandbox::{Condition, Container, ExitStatus, TaskSandbox};
 
 /// Host pids whose command line is exactly `argv`.
@@ -42,8 +42,22 @@ fn killing_the_launcher_kills_the_whole_task() {
     }
     let runner = example("run");
     let runner_s = runner.to_str().unwrap();
-    // A workload that would run for an hour, and a child of it in the background.
-    let script = "/bin/sleep 3601 & exec /bin/sleep 3600";
+    // Its ephemeral storage, on disk, kept in a directory of this test's own.
+    let storage_dir = tempfile::tempdir().unwrap();
+    let storage_dir_s = storage_dir.path().to_str().unwrap();
+    // A workload that uses the storage and would run for an hour, and a child of it
+    // in the background.
+    let script = "echo data > /data/file && /bin/sleep 3601 & exec /bin/sleep 3600";
+    let runner_args = [
+        "--storage",
+        "/data:64",
+        "--storage-dir",
+        storage_dir_s,
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ];
     /// Kills the launcher if the test fails half-way, so nothing is left running.
     struct Reap(std::process::Child);
     impl Drop for Reap {
@@ -54,7 +68,7 @@ fn killing_the_launcher_kills_the_whole_task() {
     }
     let mut launcher = Reap(
         std::process::Command::new(&runner)
-            .args(["--", "/bin/sh", "-c", script])
+            .args(runner_args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -74,7 +88,15 @@ fn killing_the_launcher_kills_the_whole_task() {
         })
         .collect();
     assert_eq!(inits.len(), 1, "one task init: {inits:?}");
-    assert!(pids_running(&[runner_s, "--", "/bin/sh", "-c", script]).len() == 1);
+    let launcher_argv: Vec<&str> = std::iter::once(runner_s).chain(runner_args).collect();
+    assert!(pids_running(&launcher_argv).len() == 1);
+    // The storage: one loop device bound to an unnamed file of the directory, mounted
+    // in the task alone.
+    let devices = loops_backed_by(storage_dir.path());
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    assert!(!mounts_of(&devices[0]).is_empty());
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains(&devices[0]), "{host}");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(launcher_pid),
@@ -87,6 +109,9 @@ fn killing_the_launcher_kills_the_whole_task() {
             && pids_running(&["/bin/sleep", "3601"]).is_empty()
             && !std::path::Path::new(&format!("/proc/{}", inits[0])).exists()
     });
+    // Nothing of the storage is left: no loop device bound to its file, no mount of
+    // it, no file.
+    common::assert_storage_gone(storage_dir.path(), Some(&devices[0]));
 
     // The next start on the host is not disturbed by what the dead launcher left.
     let out = TaskSandbox::builder()

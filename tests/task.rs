@@ -125,7 +125,7 @@ fn mount_namespaces_are_separate_and_storage_is_shared() {
         ));
     assert!(exit.success(), "{exit}");
     assert_eq!(out["a"], "ok\n");
-    assert_eq!(out["b"], "no-a-file\nshared\ntmpfs\n");
+    assert_eq!(out["b"], "no-a-file\nshared\next4\n");
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn writing_past_the_storage_limit_is_enospc_and_harms_nothing_else() {
         .unwrap();
     assert!((6..=8).contains(&size), "{filler}");
     assert_eq!(out["neighbour"], "own-root-ok\nfreed\nagain\n");
-    // The host's mount point never held the data: the tmpfs lived in the task.
+    // The host's mount point never held the data: the volume was mounted in the task.
     let host_dir = std::fs::read_dir("/run/tasksandbox/storage").unwrap();
     assert_eq!(host_dir.count(), 0);
 }

@@ -66,7 +66,9 @@ mod tests {
 
     const ALL: CgroupLimits = CgroupLimits {
         cpu_units: Some(512),
+        cpu_share_units: None,
         memory_bytes: Some(64 << 20),
+        memory_reservation_bytes: None,
         pids_max: Some(32),
     };
 

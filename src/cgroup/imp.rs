@@ -474,14 +474,14 @@ fn create_v1(
     let plan = [
         (
             V1Kind::Cpu,
-            mounts.cpu.as_deref().filter(|_| limits.cpu_units.is_some()),
-            limits.cpu_units.map(|_| Limit::Cpu),
+            mounts.cpu.as_deref().filter(|_| limits.wants_cpu()),
+            limits.wants_cpu().then_some(Limit::Cpu),
         ),
         (V1Kind::CpuAcct, mounts.cpuacct.as_deref(), None),
         (
             V1Kind::Memory,
             mounts.memory.as_deref(),
-            limits.memory_bytes.map(|_| Limit::Memory),
+            limits.wants_memory().then_some(Limit::Memory),
         ),
         (
             V1Kind::Pids,
@@ -545,9 +545,18 @@ fn create_v1(
         if let Err(err) = set_cpu_v1(dir, mount, units) {
             outcome.failed([Limit::Cpu], err)?;
         }
+    } else if let (Some(units), Some((dir, mount))) = (limits.cpu_share_units, &cpu) {
+        if let Err(err) = set_shares_v1(dir, mount, units) {
+            outcome.failed([Limit::Cpu], err)?;
+        }
     }
     if let (Some(bytes), Some((dir, mount))) = (limits.memory_bytes, &memory) {
         if let Err(err) = set_memory_v1(dir, mount, bytes) {
+            outcome.failed([Limit::Memory], err)?;
+        }
+    }
+    if let (Some(bytes), Some((dir, mount))) = (limits.memory_reservation_bytes, &memory) {
+        if let Err(err) = set_reservation_v1(dir, mount, bytes) {
             outcome.failed([Limit::Memory], err)?;
         }
     }
@@ -591,6 +600,20 @@ fn set_cpu_v1(dir: &Path, mount: &Path, units: u32) -> Result<(), CgroupError> {
         .map_err(|err| write_error(dir, "cpu.shares", shares, cg_io(err)))
 }
 
+fn set_shares_v1(dir: &Path, mount: &Path, units: u32) -> Result<(), CgroupError> {
+    let shares = cpu_shares(units);
+    CpuController::new(dir.to_path_buf(), mount.to_path_buf(), false)
+        .set_shares(shares)
+        .map_err(|err| write_error(dir, "cpu.shares", shares, cg_io(err)))
+}
+
+fn set_reservation_v1(dir: &Path, mount: &Path, bytes: u64) -> Result<(), CgroupError> {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    MemController::new(dir.to_path_buf(), mount.to_path_buf(), false)
+        .set_soft_limit(bytes)
+        .map_err(|err| write_error(dir, "memory.soft_limit_in_bytes", bytes, cg_io(err)))
+}
+
 fn set_memory_v1(dir: &Path, mount: &Path, bytes: u64) -> Result<(), CgroupError> {
     let memory = MemController::new(dir.to_path_buf(), mount.to_path_buf(), false);
     let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
@@ -628,10 +651,10 @@ fn create_v2(
     // The controllers to switch on, each with the limit that needs it (none: wanted
     // for the statistics only).
     let mut wanted: Vec<(&'static str, Option<Limit>)> = Vec::with_capacity(3);
-    if limits.cpu_units.is_some() {
+    if limits.wants_cpu() {
         wanted.push(("cpu", Some(Limit::Cpu)));
     }
-    wanted.push(("memory", limits.memory_bytes.map(|_| Limit::Memory)));
+    wanted.push(("memory", limits.wants_memory().then_some(Limit::Memory)));
     wanted.push(("pids", limits.pids_max.map(|_| Limit::Pids)));
 
     let leaf = root.join(rel);
@@ -663,10 +686,29 @@ fn create_v2(
         if let Err(err) = set_cpu_v2(&leaf, root, units) {
             outcome.failed([Limit::Cpu], err)?;
         }
+    } else if let Some(units) = limits.cpu_share_units.filter(|_| enabled("cpu")) {
+        if let Err(err) = set_weight_v2(&leaf, root, units) {
+            outcome.failed([Limit::Cpu], err)?;
+        }
     }
     if let Some(bytes) = limits.memory_bytes.filter(|_| enabled("memory")) {
         if let Err(err) = set_memory_v2(&leaf, root, bytes) {
             outcome.failed([Limit::Memory], err)?;
+        }
+    }
+    if let Some(bytes) = limits
+        .memory_reservation_bytes
+        .filter(|_| enabled("memory"))
+    {
+        let low = i64::try_from(bytes).unwrap_or(i64::MAX);
+        // On v2 cgroups-rs writes the soft limit to memory.low.
+        if let Err(err) =
+            MemController::new(leaf.clone(), root.to_path_buf(), true).set_soft_limit(low)
+        {
+            outcome.failed(
+                [Limit::Memory],
+                write_error(&leaf, "memory.low", low, cg_io(err)),
+            )?;
         }
     }
     let pids = enabled("pids").then(|| PidController::new(leaf.clone(), root.to_path_buf(), true));
@@ -796,6 +838,10 @@ fn set_cpu_v2(leaf: &Path, root: &Path, units: u32) -> Result<(), CgroupError> {
     let value = format!("{} {}", cfs_quota_us(units), CFS_PERIOD_US);
     write_file(&leaf.join("cpu.max"), &value)
         .map_err(|source| write_error(leaf, "cpu.max", &value, source))?;
+    set_weight_v2(leaf, root, units)
+}
+
+fn set_weight_v2(leaf: &Path, root: &Path, units: u32) -> Result<(), CgroupError> {
     let weight = cpu_weight(cpu_shares(units));
     // On v2 cgroups-rs writes the value as is to cpu.weight.
     CpuController::new(leaf.to_path_buf(), root.to_path_buf(), true)

@@ -21,8 +21,10 @@
 //!
 //! | limit | cgroup v1 | cgroup v2 |
 //! |---|---|---|
-//! | CPU units `u` | `cpu.cfs_period_us` = 100000, `cpu.cfs_quota_us` = `u * 100000 / 1024`, `cpu.shares` = `u` | `cpu.max` = `"<quota> 100000"`, `cpu.weight` = `1 + (shares - 2) * 9999 / 262142` |
-//! | memory bytes `m` | `memory.limit_in_bytes` = `m`, then `memory.memsw.limit_in_bytes` = `m` (no swap) when swap is accounted | `memory.max` = `m`, `memory.swap.max` = 0 |
+//! | CPU units `u` (a ceiling: the task) | `cpu.cfs_period_us` = 100000, `cpu.cfs_quota_us` = `u * 100000 / 1024`, `cpu.shares` = `u` | `cpu.max` = `"<quota> 100000"`, `cpu.weight` = `1 + (shares - 2) * 9999 / 262142` |
+//! | CPU share `s` (relative: a container) | `cpu.shares` = `s` | `cpu.weight` as above |
+//! | memory bytes `m` (hard) | `memory.limit_in_bytes` = `m`, then `memory.memsw.limit_in_bytes` = `m` (no swap) when swap is accounted | `memory.max` = `m`, `memory.swap.max` = 0 |
+//! | memory reservation `r` (soft) | `memory.soft_limit_in_bytes` = `r` | `memory.low` = `r` |
 //! | pids `p` | `pids.max` = `p` | `pids.max` = `p` |
 //!
 //! The quota never goes below the kernel's minimum of 1000 µs, and shares are kept in
@@ -80,10 +82,18 @@ pub fn detect() -> Result<CgroupVersion, CgroupError> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct CgroupLimits {
     /// CPU in Fargate units: 1024 is one vCPU. Becomes a CFS quota (a hard cap) and
-    /// a relative weight.
+    /// a relative weight. The task's CPU.
     pub cpu_units: Option<u32>,
-    /// Memory in bytes, without swap on top.
+    /// A relative CPU share in the same units, with no cap: under contention the
+    /// cgroup gets CPU in proportion to its share among its siblings (v1
+    /// `cpu.shares`, v2 `cpu.weight`). A container's CPU, as ECS's container `cpu`.
+    /// Ignored when `cpu_units` is set (which sets the weight too).
+    pub cpu_share_units: Option<u32>,
+    /// Memory in bytes, without swap on top: a hard limit, reaching it OOM-kills.
     pub memory_bytes: Option<u64>,
+    /// Memory in bytes the cgroup is meant to keep under contention, a soft limit (v1
+    /// `memory.soft_limit_in_bytes`, v2 `memory.low`): ECS's `memoryReservation`.
+    pub memory_reservation_bytes: Option<u64>,
     /// The most processes (and threads) the task may have at once.
     pub pids_max: Option<u64>,
 }
@@ -92,16 +102,26 @@ impl CgroupLimits {
     /// The limits that are set, in the order CPU, memory, pids.
     pub(crate) fn requested(&self) -> Vec<Limit> {
         let mut out = Vec::with_capacity(3);
-        if self.cpu_units.is_some() {
+        if self.wants_cpu() {
             out.push(Limit::Cpu);
         }
-        if self.memory_bytes.is_some() {
+        if self.wants_memory() {
             out.push(Limit::Memory);
         }
         if self.pids_max.is_some() {
             out.push(Limit::Pids);
         }
         out
+    }
+
+    /// Whether a CPU ceiling or share is set (the cpu controller is needed).
+    pub(crate) fn wants_cpu(&self) -> bool {
+        self.cpu_units.is_some() || self.cpu_share_units.is_some()
+    }
+
+    /// Whether a memory limit or reservation is set (the memory controller is needed).
+    pub(crate) fn wants_memory(&self) -> bool {
+        self.memory_bytes.is_some() || self.memory_reservation_bytes.is_some()
     }
 }
 
@@ -110,9 +130,11 @@ impl CgroupLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Limit {
-    /// The CPU limit ([`CgroupLimits::cpu_units`]).
+    /// The CPU limit or share ([`CgroupLimits::cpu_units`],
+    /// [`CgroupLimits::cpu_share_units`]).
     Cpu,
-    /// The memory limit ([`CgroupLimits::memory_bytes`]).
+    /// The memory limit or reservation ([`CgroupLimits::memory_bytes`],
+    /// [`CgroupLimits::memory_reservation_bytes`]).
     Memory,
     /// The process-count limit ([`CgroupLimits::pids_max`]).
     Pids,

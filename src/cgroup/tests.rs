@@ -18,7 +18,9 @@ use super::{CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit, TaskCg
 
 const ALL: CgroupLimits = CgroupLimits {
     cpu_units: Some(512),
+    cpu_share_units: None,
     memory_bytes: Some(64 << 20),
+    memory_reservation_bytes: None,
     pids_max: Some(64),
 };
 
@@ -343,6 +345,34 @@ fn v1_create_writes_every_limit_before_any_process() {
     for dir in [&cpu, &memory, &pids, &cpuacct] {
         assert!(!dir.exists(), "{} is left", dir.display());
     }
+}
+
+/// A container's cgroup: a CPU share with no quota, a hard memory limit and a soft
+/// reservation.
+const CONTAINER: CgroupLimits = CgroupLimits {
+    cpu_units: None,
+    cpu_share_units: Some(256),
+    memory_bytes: Some(32 << 20),
+    memory_reservation_bytes: Some(16 << 20),
+    pids_max: None,
+};
+
+#[test]
+fn v1_container_share_and_reservation_have_no_quota() {
+    let Some(mounts) = host_v1() else { return };
+    let parent = TestParent::new("v1-container", v1_roots(&mounts));
+    let (cg, skipped) = TaskCgroup::create(&parent.rel, "t", &CONTAINER, false).expect("create");
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let rel = parent.rel.join("t");
+    let cpu = mounts.cpu.as_ref().expect("cpu hierarchy").join(&rel);
+    assert_eq!(read(&cpu.join("cpu.shares")), "256");
+    // A share, not a ceiling: no CFS quota.
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "-1");
+    let memory = mounts.memory.as_ref().expect("memory hierarchy").join(&rel);
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "33554432");
+    assert_eq!(read(&memory.join("memory.soft_limit_in_bytes")), "16777216");
+    cg.destroy().expect("destroy");
+    assert!(parent.leftovers().is_empty(), "{:?}", parent.leftovers());
 }
 
 #[test]
@@ -893,6 +923,96 @@ fn v2_fake_missing_controller_strict_fails_clean_best_effort_reports() {
     .expect("strict create without a pids limit");
     assert!(skipped.is_empty());
     destroy_fake(cg, &parent.join("u"));
+}
+
+#[test]
+fn v2_fake_container_gets_a_weight_a_hard_limit_and_memory_low() {
+    let fake = FakeV2::new("cpu memory pids");
+    fake.node("tasksandbox", "cpu memory pids");
+    let task = fake.node("tasksandbox/task", "cpu memory pids");
+    let (cg, skipped) = create_in(
+        &fake.layout(),
+        Path::new("tasksandbox/task"),
+        "ctr-app",
+        &CONTAINER,
+        false,
+    )
+    .expect("create in the fake tree");
+    assert!(skipped.is_empty(), "{skipped:?}");
+    // The task cgroup hands cpu and memory down to its containers.
+    assert_eq!(
+        read(&task.join("cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
+    let leaf = task.join("ctr-app");
+    assert_eq!(
+        read(&leaf.join("cpu.weight")),
+        imp::cpu_weight(256).to_string()
+    );
+    assert_eq!(read(&leaf.join("memory.max")), "33554432");
+    assert_eq!(read(&leaf.join("memory.swap.max")), "0");
+    assert_eq!(read(&leaf.join("memory.low")), "16777216");
+    let mut files: Vec<String> = fs::read_dir(&leaf)
+        .expect("listing the leaf")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    // No cpu.max: a share is not a ceiling.
+    assert_eq!(
+        files,
+        ["cpu.weight", "memory.low", "memory.max", "memory.swap.max"]
+    );
+    destroy_fake(cg, &leaf);
+
+    // A reservation alone needs only the memory controller; a share alone only cpu.
+    let reservation_only = CgroupLimits {
+        memory_reservation_bytes: Some(8 << 20),
+        ..CgroupLimits::default()
+    };
+    assert_eq!(reservation_only.requested(), [Limit::Memory]);
+    let (cg, _) = create_in(
+        &fake.layout(),
+        Path::new("tasksandbox/task"),
+        "ctr-side",
+        &reservation_only,
+        false,
+    )
+    .expect("create");
+    let leaf = task.join("ctr-side");
+    assert_eq!(read(&leaf.join("memory.low")), "8388608");
+    assert!(!leaf.join("memory.max").exists());
+    assert!(!leaf.join("cpu.weight").exists());
+    destroy_fake(cg, &leaf);
+}
+
+#[test]
+fn v2_fake_container_without_the_memory_controller_fails_its_reservation() {
+    let fake = FakeV2::new("cpu pids");
+    fake.node("tasksandbox", "cpu pids");
+    let limits = CgroupLimits {
+        memory_reservation_bytes: Some(8 << 20),
+        ..CgroupLimits::default()
+    };
+    let err = create_in(
+        &fake.layout(),
+        Path::new("tasksandbox"),
+        "c",
+        &limits,
+        false,
+    )
+    .expect_err("no memory controller");
+    assert!(
+        matches!(
+            err,
+            CgroupError::MissingController {
+                controller: "memory",
+                limit: Limit::Memory,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@ use crate::seccomp::Action;
 fn limits(l: &Limits) -> Value {
     json!({
         "cpu_units": l.cpu_units,
+        "cpu_share_units": l.cpu_share_units,
         "memory_bytes": l.memory_bytes,
+        "memory_reservation_bytes": l.memory_reservation_bytes,
         "pids_max": l.pids_max,
     })
 }
@@ -57,6 +59,7 @@ impl Explanation {
             "nofile": t.nofile,
             "stop_timeout_secs": t.stop_timeout.as_secs(),
             "ephemeral_storage_bytes": t.ephemeral_storage_bytes,
+            "ephemeral_storage_in_memory": t.ephemeral_storage_in_memory,
             "enforcement": if t.best_effort { "best_effort" } else { "required" },
             "not_enforced": t.not_enforced,
         });

@@ -28,7 +28,7 @@
 #[cfg(feature = "policy")]
 mod json;
 mod seccomp;
-mod text;
+pub(crate) mod text;
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -75,6 +75,8 @@ pub struct TaskExplanation {
     /// The size limit of the task's ephemeral storage, in bytes, if a container
     /// mounts it.
     pub ephemeral_storage_bytes: Option<u64>,
+    /// Whether that storage is in memory (a tmpfs) rather than on disk.
+    pub ephemeral_storage_in_memory: bool,
     /// Whether limits the host cannot give are skipped (best-effort enforcement).
     pub best_effort: bool,
     /// What is already known, at build, not to be enforced (best effort only).
@@ -86,10 +88,14 @@ pub struct TaskExplanation {
 #[non_exhaustive]
 pub struct Limits {
     /// CPU units (1024 per vCPU): a CFS quota of `units × 100 ms / 1024` per 100 ms,
-    /// and a relative weight. `None`: no CPU limit.
+    /// and a relative weight. `None`: no CPU limit. The task's CPU.
     pub cpu_units: Option<u32>,
-    /// Memory, in bytes, without swap. `None`: the enclosing cgroup's.
+    /// A relative CPU share in CPU units (a weight, no quota). A container's CPU.
+    pub cpu_share_units: Option<u32>,
+    /// Memory, in bytes, without swap: a hard limit. `None`: the enclosing cgroup's.
     pub memory_bytes: Option<u64>,
+    /// Memory reserved, in bytes: a soft limit.
+    pub memory_reservation_bytes: Option<u64>,
     /// Processes and threads at once. `None`: the enclosing cgroup's.
     pub pids_max: Option<u64>,
 }
@@ -98,7 +104,9 @@ impl From<&CgroupLimits> for Limits {
     fn from(l: &CgroupLimits) -> Self {
         Limits {
             cpu_units: l.cpu_units,
+            cpu_share_units: l.cpu_share_units,
             memory_bytes: l.memory_bytes,
+            memory_reservation_bytes: l.memory_reservation_bytes,
             pids_max: l.pids_max,
         }
     }
@@ -273,6 +281,10 @@ impl TaskSandbox {
             nofile: inner.nofile,
             stop_timeout: inner.stop_timeout,
             ephemeral_storage_bytes: inner.storage.as_ref().map(|s| s.bytes),
+            ephemeral_storage_in_memory: inner
+                .storage
+                .as_ref()
+                .is_some_and(|s| matches!(s.backing, crate::storage::Backing::Memory { .. })),
             best_effort: inner.best_effort,
             not_enforced: inner.notes.clone(),
         };

@@ -43,16 +43,20 @@ pub(crate) fn size(bytes: u64) -> String {
 /// `the task's` for a container).
 fn limits(l: &Limits, unset: &str) -> String {
     let mut parts = Vec::new();
-    match l.cpu_units {
-        Some(units) => parts.push(format!(
+    match (l.cpu_units, l.cpu_share_units) {
+        (Some(units), _) => parts.push(format!(
             "cpu {units} units ({} vCPU)",
             trim_float(f64::from(units) / 1024.0)
         )),
-        None => parts.push(format!("cpu {unset}")),
+        (None, Some(units)) => parts.push(format!("cpu share {units} units (a weight)")),
+        (None, None) => parts.push(format!("cpu {unset}")),
     }
     match l.memory_bytes {
         Some(b) => parts.push(format!("memory {} (no swap)", size(b))),
         None => parts.push(format!("memory {unset}")),
+    }
+    if let Some(b) = l.memory_reservation_bytes {
+        parts.push(format!("memory reservation {} (soft)", size(b)));
     }
     match l.pids_max {
         Some(n) => parts.push(format!("pids {n}")),
@@ -134,7 +138,12 @@ impl Display for Explanation {
         );
         match t.ephemeral_storage_bytes {
             Some(b) => {
-                let _ = writeln!(out, "  ephemeral storage  {} (tmpfs)", size(b));
+                let kind = if t.ephemeral_storage_in_memory {
+                    "in memory, tmpfs"
+                } else {
+                    "on disk, ext4"
+                };
+                let _ = writeln!(out, "  ephemeral storage  {} ({kind})", size(b));
             }
             None => out.push_str("  ephemeral storage  not mounted by any container\n"),
         }

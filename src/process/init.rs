@@ -16,8 +16,9 @@ use nix::errno::Errno;
 use super::child::{self, ChildFds, Context, ExecArgs, Failure};
 use super::wire::{Event, Request, MSG_LEN};
 use crate::error::Step;
+use crate::storage::{Backing, StoragePlan};
 use crate::sys;
-use crate::task::{ContainerSpec, StoragePlan};
+use crate::task::ContainerSpec;
 
 /// What init needs, all prepared by the launcher before the fork.
 pub(crate) struct InitArgs<'a> {
@@ -38,6 +39,8 @@ pub(crate) struct InitArgs<'a> {
     pub hostname: &'a [u8],
     /// The ephemeral storage to mount, if a container uses it.
     pub storage: Option<&'a StoragePlan>,
+    /// The detached mount of disk-backed storage, made by the launcher (-1 if none).
+    pub storage_fd: RawFd,
     /// Clone flags of a container (`CLONE_NEWNS`, and `CLONE_NEWPID` unless the task
     /// shares its pid namespace).
     pub container_flags: c_ulong,
@@ -112,16 +115,24 @@ fn set_up(args: &InitArgs) -> Result<RawFd, Failure> {
     //    back to the host's.
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at(Step::Mount)?;
 
-    // 8. The ephemeral storage, where containers will bind it from.
+    // 8. The ephemeral storage, where containers will bind it from: the launcher's
+    //    detached ext4 mount moved into this namespace (it exists nowhere else), or a
+    //    tmpfs for in-memory storage.
     if let Some(storage) = args.storage {
-        sys::mount(
-            Some(c"tasksandbox-storage"),
-            &storage.target,
-            Some(c"tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some(&storage.data),
-        )
-        .at(Step::Storage)?;
+        match &storage.backing {
+            Backing::Disk { .. } => {
+                sys::move_mount_fd(args.storage_fd, &storage.target).at(Step::Storage)?;
+                sys::close(args.storage_fd);
+            }
+            Backing::Memory { data } => sys::mount(
+                Some(c"tasksandbox-storage"),
+                &storage.target,
+                Some(c"tmpfs"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some(data),
+            )
+            .at(Step::Storage)?,
+        }
     }
 
     // 9. The task's hostname and loopback, shared by every container.

@@ -1,7 +1,7 @@
 //! The launcher: the parent's side of a start, and supervision of what it started.
 //!
-//! A start is one linear sequence (see [`start`]): make the cgroups, open the pipes
-//! and the control socket, `clone` the task init into new namespaces, write its id
+//! A start is one linear sequence (see [`start`]): make the ephemeral storage's volume
+//! (when it is on disk) and the cgroups, open the pipes and the control socket, `clone` the task init into new namespaces, write its id
 //! maps, let it go, and read back either EOF (ready) or the step that failed. Then each
 //! container whose dependencies allow is launched through the init
 //! ([`Control::launch`]), and a supervisor thread takes over the rest of the task's
@@ -169,7 +169,14 @@ pub(crate) fn start(
     inner: &Arc<Inner>,
     first_stdio: Option<[Stdio; 3]>,
 ) -> Result<RunningTask, Error> {
-    // 1. The cgroups, with every limit written before any process is in them.
+    // 1. The ephemeral storage's volume, if it is on disk: a detached mount that only
+    //    the task init will attach. Then the cgroups, with every limit written before
+    //    any process is in them.
+    let storage = match &inner.storage {
+        Some(plan) => plan.prepare()?,
+        None => None,
+    };
+    let storage_fd = storage.as_ref().map_or(-1, AsRawFd::as_raw_fd);
     let (cgroups, not_applied) = create_cgroups(inner)?;
     let init_cgroup = cgroups.init.as_ref().unwrap_or(&cgroups.task);
 
@@ -211,6 +218,7 @@ pub(crate) fn start(
         init_sock.as_raw_fd(),
     ];
     keep.extend(&join_fds);
+    keep.extend(storage.as_ref().map(AsRawFd::as_raw_fd));
     keep.sort_unstable();
     let mut container_flags = libc::CLONE_NEWNS as libc::c_ulong;
     if inner.pid_mode == PidMode::Container {
@@ -225,6 +233,7 @@ pub(crate) fn start(
         setgroups: inner.ids.setgroups_allowed(),
         hostname: &inner.hostname,
         storage: inner.storage.as_ref(),
+        storage_fd,
         container_flags,
         nofile: inner.nofile,
         argv_area: sys::argv_area(),
@@ -247,7 +256,16 @@ pub(crate) fn start(
         armed: true,
     };
     let by_pid = matches!(join, Join::ByPid);
-    drop((sync_read, error_write, init_sock, join, args, exec_args));
+    // The init holds its own copy of the storage's mount now.
+    drop((
+        sync_read,
+        error_write,
+        init_sock,
+        join,
+        args,
+        exec_args,
+        storage,
+    ));
     drop((strings, pids));
 
     // 5. Id maps (and, where init cannot join its cgroup itself, the cgroup), then

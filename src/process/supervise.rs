@@ -578,7 +578,10 @@ impl Control {
                 None => begin_stop(&mut state, StopReason::Requested, grace),
             }
         }
-        // Containers that can never start.
+        // Containers that can never start: a dependency cannot meet its condition any
+        // more, or did not meet it within its start timeout. The earliest timeout
+        // still running is when to look again.
+        let mut next_timeout: Option<Instant> = None;
         for i in 0..inner.containers.len() {
             if !matches!(state.containers[i].state, ContainerState::Pending) {
                 continue;
@@ -587,13 +590,47 @@ impl Control {
                 .depends_on
                 .iter()
                 .find(|&&(dep, condition)| impossible(&state.containers[dep], condition));
+            let mut timed_out = None;
+            for &(dep, condition) in &inner.containers[i].depends_on {
+                let (slot, spec) = (&state.containers[dep], &inner.containers[dep]);
+                let (Some(timeout), Some(started)) = (spec.start_timeout, slot.started_at) else {
+                    continue;
+                };
+                if met(slot, condition) {
+                    continue;
+                }
+                let expires = started + timeout;
+                if now >= expires {
+                    timed_out.get_or_insert((dep, condition, timeout));
+                } else {
+                    next_timeout = Some(next_timeout.map_or(expires, |t| t.min(expires)));
+                }
+            }
             let stopping = state.stopping.is_some();
+            let container = inner.containers[i].name.to_string();
             if let Some(&(dep, _)) = blocked {
                 state.containers[i].state = ContainerState::NotStarted;
                 if inner.containers[i].essential {
                     state.trouble.get_or_insert(StopReason::DependencyFailed {
-                        container: inner.containers[i].name.to_string(),
+                        container,
                         dependency: inner.containers[dep].name.to_string(),
+                    });
+                }
+            } else if let Some((dep, condition, timeout)) = timed_out {
+                state.containers[i].state = ContainerState::NotStarted;
+                let dependency = inner.containers[dep].name.to_string();
+                state.event(EventKind::DependencyTimedOut {
+                    container: container.clone(),
+                    dependency: dependency.clone(),
+                    condition,
+                    timeout,
+                });
+                if inner.containers[i].essential {
+                    state.trouble.get_or_insert(StopReason::DependencyTimedOut {
+                        container,
+                        dependency,
+                        condition,
+                        timeout,
                     });
                 }
             } else if stopping {
@@ -654,6 +691,7 @@ impl Control {
                 drop(state);
                 plan.launch = self.next_ready();
                 plan.finished = all_done && plan.launch.is_none();
+                plan.deadline = next_timeout;
                 return plan;
             }
         }
@@ -1030,11 +1068,28 @@ impl RunningTask {
         Ok(state.exit.clone())
     }
 
-    /// Stops the task as ECS does: SIGTERM to every container's workload, SIGKILL to
-    /// whatever is left after `grace` (capped at 120 s), then waits for the end.
+    /// Stops the task: SIGTERM to every container's workload, SIGKILL to whatever is
+    /// left after `grace`, then waits for the end. A grace longer than ECS's maximum,
+    /// [`MAX_STOP_TIMEOUT`](crate::task::MAX_STOP_TIMEOUT) (120 s), is cut to it (the
+    /// [`EventKind::Stopping`] event shows the grace applied). If the task is already
+    /// stopping, the earlier of the two deadlines holds.
     pub fn stop(&mut self, grace: Duration) -> Result<TaskExit, Error> {
         self.request_stop(grace.min(crate::task::MAX_STOP_TIMEOUT));
         self.wait()
+    }
+
+    /// Stops the task as ECS's `StopTask` does: [`stop`](Self::stop) with the task's
+    /// own [`stop_timeout`](Self::stop_timeout) as the grace period (30 s unless
+    /// [`TaskSandboxBuilder::stop_timeout`](crate::TaskSandboxBuilder::stop_timeout)
+    /// said otherwise).
+    pub fn shutdown(&mut self) -> Result<TaskExit, Error> {
+        self.stop(self.shared.inner.stop_timeout)
+    }
+
+    /// The task's stop timeout: the grace period of [`shutdown`](Self::shutdown) and
+    /// of a stop the task decides itself (an essential container exited).
+    pub fn stop_timeout(&self) -> Duration {
+        self.shared.inner.stop_timeout
     }
 
     /// Kills every process of the task at once. Does not wait.

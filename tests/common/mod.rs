@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tasksandbox::{Container, Output, TaskSandbox, TaskSandboxBuilder, Volume};
 
@@ -68,4 +68,68 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
         .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
         .map(str::trim)
         .unwrap_or_else(|| panic!("{key} not in status:\n{status}"))
+}
+
+/// Loop devices whose backing file is in `dir` (`/sys/block/loopN/loop/backing_file`
+/// shows the file's path, `#<inode> (deleted)` for an unnamed one).
+pub fn loops_backed_by(dir: &Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|f| f.starts_with(&prefix))
+        })
+        .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+        .collect()
+}
+
+/// Mounts of `device` in any mount namespace of the host, as `pid: line`.
+pub fn mounts_of(device: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("mountinfo")) else {
+            continue;
+        };
+        for line in text.lines() {
+            let source = line
+                .split(" - ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().nth(1));
+            if source == Some(device) {
+                out.push(format!("{}: {line}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that nothing is left of ephemeral storage kept in `dir` whose loop device
+/// was `device` (if known): no loop device bound to a file of `dir`, no file in `dir`,
+/// and, if `device` is unbound (not taken by another start since), no mount of it
+/// anywhere. A mount of the volume left anywhere would keep its device bound to its
+/// file. The kernel releases the volume as the task's last process exits, but may
+/// defer the final unmount to a work queue: what is still bound after two seconds is
+/// a leak.
+pub fn assert_storage_gone(dir: &Path, device: Option<&str>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut bound = loops_backed_by(dir);
+    while !bound.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        bound = loops_backed_by(dir);
+    }
+    assert!(bound.is_empty(), "loop devices still bound: {bound:?}");
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    assert!(
+        files.is_empty(),
+        "files left in {}: {files:?}",
+        dir.display()
+    );
+    let Some(device) = device else { return };
+    let name = device.trim_start_matches("/dev/");
+    if !Path::new(&format!("/sys/block/{name}/loop/backing_file")).exists() {
+        assert_eq!(mounts_of(device), Vec::<String>::new());
+    }
 }
