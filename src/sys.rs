@@ -826,10 +826,14 @@ pub(crate) fn pidfd_pid(pidfd: RawFd) -> Option<libc::pid_t> {
         .filter(|pid: &libc::pid_t| *pid > 0)
 }
 
-/// Puts the calling thread in a new Landlock domain whose only rule is that no block
-/// device node may be created (which a task cannot do anyway). What matters is the
-/// domain itself: the kernel refuses to let a process in a domain trace, or read the
-/// memory or `/proc` details of, any process outside it. Needs no_new_privs.
+/// Puts the calling thread in a new Landlock domain. What matters is the domain
+/// itself: the kernel refuses to let a process in a domain trace, or read the memory
+/// or `/proc` details of, any process outside it. A ruleset must handle some access
+/// right, and this one handles one, `MAKE_BLOCK`, with no rule allowing it: creating
+/// a block device node is refused (`EACCES`). With a user namespace `mknod` of any
+/// device is refused before that (`EPERM`: it needs `CAP_MKNOD` over the host's user
+/// namespace); without one, this is what refuses it. Every other file access is left
+/// as it was. Needs no_new_privs.
 pub(crate) fn landlock_own_domain() -> SysResult {
     #[repr(C)]
     struct RulesetAttr {

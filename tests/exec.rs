@@ -365,3 +365,79 @@ fn the_exec_helper_holds_nothing_but_its_socket_and_the_processes_pidfd() {
     let out = exec_sh(&task, "app", "ls /proc/self/fd");
     assert_eq!(out, "0\n1\n2\n3\n", "3 is the directory ls reads");
 }
+
+/// Tries to reach process `$1` (named `$2` in the output) the ways a tracer would:
+/// open its environment and memory, list its root, read where a descriptor leads.
+const REACH: &str = r#"reach() {
+  for f in environ mem; do
+    if { true < /proc/$1/$f; } 2>/dev/null; then echo "$2 $f=open"; else echo "$2 $f=denied"; fi
+  done
+  if ls /proc/$1/root/ >/dev/null 2>&1; then echo "$2 root=open"; else echo "$2 root=denied"; fi
+  if readlink /proc/$1/fd/0 >/dev/null 2>&1; then echo "$2 fd=open"; else echo "$2 fd=denied"; fi
+}
+find() {
+  for p in /proc/[0-9]*; do
+    [ "$({ tr '\0' ' ' < $p/cmdline; } 2>/dev/null)" = "/bin/sleep $1 " ] && echo ${p#/proc/}
+  done
+}
+sibling=$(find 1234.5); test -n "$sibling" || exit 9
+reach $sibling sibling
+reach 1 init
+sleep 100 & reach $! own-child; kill $!
+"#;
+
+#[test]
+fn an_exec_into_a_landlocked_container_reaches_no_more_than_its_workload() {
+    if !can_start_tasks() {
+        return;
+    }
+    // pid_mode = task, and no SYS_PTRACE: the workload runs in a Landlock domain of
+    // its own. A process exec'd into it gets a new domain, not the workload's.
+    let task = TaskSandbox::builder()
+        .pid_mode(PidMode::Task)
+        .container(Container::new("sibling").command(["/bin/sleep", "1234.5"]))
+        .container(
+            Container::new("app")
+                .command([
+                    "/bin/sh",
+                    "-c",
+                    &format!("{{ {REACH} }} > /tmp/r.tmp 2>&1; mv /tmp/r.tmp /tmp/report; exec /bin/sleep 4321.5"),
+                ])
+                .depends_on("sibling", Condition::Start),
+        )
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    assert!(task
+        .report()
+        .containers
+        .iter()
+        .any(|c| c.name == "app" && c.landlock));
+    wait_for(&task, "the workload's report", |t| {
+        t.exec("app", ["/bin/test", "-e", "/tmp/report"])
+            .is_ok_and(|o| o.status.success())
+    });
+    let workload = exec_sh(&task, "app", "cat /tmp/report");
+    let exec = exec_sh(
+        &task,
+        "app",
+        &format!("{REACH} workload=$(find 4321.5); test -n \"$workload\" || exit 8; reach $workload workload"),
+    );
+    let denied = |who: &str| {
+        ["environ", "mem", "root", "fd"]
+            .iter()
+            .map(|what| format!("{who} {what}=denied\n"))
+            .collect::<String>()
+    };
+    let open = denied("own-child").replace("denied", "open");
+    // The workload: its own child is in reach (so the probe can tell), its sibling
+    // and the init are not.
+    assert_eq!(
+        workload,
+        format!("{}{}{open}", denied("sibling"), denied("init"))
+    );
+    // The exec'd process reaches exactly that, and not the workload either: the two
+    // are in different domains, so each is out of the other's reach.
+    assert_eq!(exec, format!("{workload}{}", denied("workload")));
+}

@@ -469,11 +469,15 @@ fn stop_sends_sigterm_then_sigkill_after_the_grace_period() {
     assert_eq!(bye, "bye\n");
 }
 
-#[test]
-fn exec_runs_with_exactly_the_containers_restrictions() {
-    if !can_start_tasks() {
-        return;
-    }
+/// What a process reports of itself: its /proc/self/status, then what `unshare -U`
+/// (refused by seccomp) and a chown to another owner (refused without CAP_CHOWN) give.
+const SELF_REPORT: &str = "cat /proc/self/status; echo ---; \
+    test -x /usr/bin/unshare || echo no-unshare; \
+    unshare -U true 2>&1; echo unshare=$?; chown 1:1 /tmp/x 2>&1; echo chown=$?";
+
+/// Execs into a container of `user` and compares, line by line, what the exec'd
+/// process and the workload each read of themselves.
+fn exec_matches_the_workload(user: User) {
     let caps = Capabilities::fargate_default()
         .drop(tasksandbox::Capability::NetRaw)
         .drop(tasksandbox::Capability::Chown);
@@ -483,64 +487,104 @@ fn exec_runs_with_exactly_the_containers_restrictions() {
                 .command([
                     "/bin/sh",
                     "-c",
-                    "echo from-workload > /tmp/marker; exec sleep 1000",
+                    &format!(
+                        "touch /tmp/x; {{ {SELF_REPORT}; }} > /tmp/report.tmp 2>&1; \
+                         mv /tmp/report.tmp /tmp/report; exec sleep 1000"
+                    ),
                 ])
                 .capabilities(caps)
-                .user(User::new(1000, 1000))
+                .user(user)
                 .env("GREETING", "hi"),
         )
         .build()
         .unwrap()
         .start()
         .unwrap();
-    wait_for(&task, "the marker", |t| {
-        t.exec("app", ["/bin/cat", "/tmp/marker"])
-            .is_ok_and(|o| o.stdout == b"from-workload\n")
+    wait_for(&task, "the workload's report", |t| {
+        t.exec("app", ["/bin/test", "-e", "/tmp/report"])
+            .is_ok_and(|o| o.status.success())
     });
-    let out = task
-        .exec("app", ["/bin/sh", "-c", "cat /proc/self/status; echo ---; cat /proc/1/status; echo ---; echo $GREETING; readlink /proc/self/ns/mnt /proc/1/ns/mnt; cat /proc/self/cgroup | md5sum; cat /proc/1/cgroup | md5sum"])
-        .unwrap();
+    let out = task.exec("app", ["/bin/cat", "/tmp/report"]).unwrap();
+    let workload = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = task.exec("app", ["/bin/sh", "-c", SELF_REPORT]).unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let parts: Vec<&str> = text.split("---\n").collect();
-    let (mine, workload, rest) = (parts[0], parts[1], parts[2]);
-    for key in [
-        "CapInh",
-        "CapPrm",
-        "CapEff",
-        "CapBnd",
-        "CapAmb",
-        "NoNewPrivs",
-        "Seccomp",
-        "Uid",
-        "Gid",
-    ] {
+    let mine = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (mine_status, mine_refusals) = mine.split_once("---\n").unwrap();
+    let (workload_status, workload_refusals) = workload.split_once("---\n").unwrap();
+    let keys: Vec<&str> = mine_status
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+        .filter(|k| k.starts_with("Cap"))
+        .chain([
+            "NoNewPrivs",
+            "Seccomp",
+            "Seccomp_filters",
+            "Uid",
+            "Gid",
+            "Groups",
+        ])
+        .collect();
+    assert_eq!(keys.iter().filter(|k| k.starts_with("Cap")).count(), 5);
+    for key in keys {
         assert_eq!(
-            status_field(mine, key),
-            status_field(workload, key),
-            "{key} of the exec'd process differs from the workload's"
+            status_field(mine_status, key),
+            status_field(workload_status, key),
+            "{key} of the exec'd process differs from the workload's ({user:?})"
         );
     }
-    assert_eq!(status_field(mine, "NoNewPrivs"), "1");
-    assert_eq!(status_field(mine, "Seccomp"), "2");
-    assert!(status_field(mine, "Uid").starts_with("1000\t"));
-    let lines: Vec<&str> = rest.lines().collect();
+    assert_eq!(status_field(mine_status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(mine_status, "Seccomp"), "2");
+    let filters: u32 = status_field(mine_status, "Seccomp_filters")
+        .parse()
+        .unwrap();
+    assert!(filters >= 1);
+    let uid = format!("{}\t", user.uid);
+    assert!(status_field(mine_status, "Uid").starts_with(&uid));
+    let effective = u64::from_str_radix(status_field(mine_status, "CapEff"), 16).unwrap();
+    if user.is_root() {
+        assert_eq!(effective, caps.mask(), "root holds the container's set");
+    } else {
+        assert_eq!(effective, 0);
+    }
+    // Refused the same way, with EPERM, on both sides.
+    assert_eq!(mine_refusals, workload_refusals);
+    assert!(!mine_refusals.contains("no-unshare"), "{mine_refusals}");
+    let lines: Vec<&str> = mine_refusals.lines().collect();
+    assert_eq!(lines.len(), 4, "{mine_refusals}");
+    assert!(
+        lines[0].ends_with("Operation not permitted") && lines[1] == "unshare=1",
+        "{mine_refusals}"
+    );
+    assert!(
+        lines[2].ends_with("Operation not permitted") && lines[3] == "chown=1",
+        "{mine_refusals}"
+    );
+
+    let out = task
+        .exec("app", ["/bin/sh", "-c", "echo $GREETING; readlink /proc/self/ns/mnt /proc/1/ns/mnt; cat /proc/self/cgroup | md5sum; cat /proc/1/cgroup | md5sum"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "hi");
     assert_eq!(lines[1], lines[2], "same mount namespace");
     assert_eq!(lines[3], lines[4], "same cgroup");
-    // Refused the same way: chown needs CAP_CHOWN, which the container dropped.
-    let out = task
-        .exec("app", ["/bin/sh", "-c", "unshare -U true; echo $?"])
-        .unwrap();
-    assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), "0");
     // Into a container that is not running: an error, not a hang.
     task.signal("app", libc::SIGKILL).unwrap();
     task.wait().unwrap();
     assert!(task.exec("app", ["/bin/true"]).is_err());
+}
+
+#[test]
+fn exec_runs_with_exactly_the_containers_restrictions() {
+    if !can_start_tasks() {
+        return;
+    }
+    exec_matches_the_workload(User::new(1000, 1000));
+    exec_matches_the_workload(User::ROOT);
 }
 
 #[test]
@@ -756,4 +800,31 @@ fn the_task_init_is_out_of_reach_even_with_sys_ptrace() {
         // comm holds 15 bytes.
         "comm=tasksandbox-ini\ncmdline=tasksandbox-init\nenviron=denied\nroot=denied\n"
     );
+}
+
+#[test]
+fn the_landlock_domain_refuses_block_device_nodes_and_nothing_else() {
+    if !can_start_tasks() {
+        return;
+    }
+    // Without a user namespace container root holds CAP_MKNOD over the host's, so
+    // only Landlock stands between it and a block device node (which the nodev
+    // mounts would keep it from opening anyway). Character devices, files and
+    // directories are untouched by the domain.
+    let script = "cd /tmp; for t in 'b 7 200' 'c 1 3'; do \
+        if mknod node $t 2>/tmp/err; then echo \"${t%% *}=made\"; rm node; \
+        else echo \"${t%% *}=$(sed 's/.*: //' /tmp/err)\"; fi; done; \
+        mkdir d && echo data > d/f && cat d/f && rm -r d";
+    let (exit, out) = run(TaskSandbox::builder()
+        .user_namespace(tasksandbox::UserNamespace::Disabled)
+        .pid_mode(PidMode::Task)
+        .container(sh("landlocked", script).essential(false))
+        .container(
+            sh("tracer", script)
+                .capabilities(Capabilities::fargate_default().with_sys_ptrace())
+                .depends_on("landlocked", Condition::Complete),
+        ));
+    assert!(exit.success(), "{exit}");
+    assert_eq!(out["landlocked"], "b=Permission denied\nc=made\ndata\n");
+    assert_eq!(out["tracer"], "b=made\nc=made\ndata\n");
 }

@@ -1073,9 +1073,16 @@ impl RunningTask {
     }
 
     /// Runs `command` inside container `container` (as ECS Exec does): its
-    /// namespaces, its cgroup, its user, capabilities, no_new_privs, Landlock domain
-    /// and seccomp filter, so it can never be more privileged than the container.
-    /// Waits for it and returns its status and output.
+    /// namespaces, its cgroup, its user, capabilities, no_new_privs and seccomp
+    /// filter, so it can never be more privileged than the container. In a container
+    /// with a Landlock domain ([`PidMode::Task`](crate::PidMode::Task) without
+    /// `SYS_PTRACE`) it gets a domain of its own under the same rule: it reaches its
+    /// own descendants only, not the workload nor any other process of the task.
+    ///
+    /// Waits for the process to exit and returns its status and what it wrote until
+    /// then; a background child it leaves running is not waited for, even if it
+    /// holds the process's stdout or stderr. Works whatever the embedding program
+    /// does with `SIGCHLD` or `waitpid`: the process is never waited for by pid.
     pub fn exec<I, S>(&self, container: &str, command: I) -> Result<Output, Error>
     where
         I: IntoIterator<Item = S>,
