@@ -587,22 +587,81 @@ fn exec_runs_with_exactly_the_containers_restrictions() {
     exec_matches_the_workload(User::ROOT);
 }
 
+/// A value no other test, task or run uses.
+fn unique_secret() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("s3cr3t-{}-{nanos:09}", std::process::id())
+}
+
+/// Host pids of every process that can read `value` in a file under its
+/// `/run/secrets` (seen through `/proc/<pid>/root`).
+fn holders_of(value: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(entry.path().join("root/run/secrets")) else {
+            continue;
+        };
+        if files
+            .flatten()
+            .any(|f| std::fs::read(f.path()).is_ok_and(|b| b == value.as_bytes()))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Host pids of processes in mount namespace `ns` (`mnt:[inode]`), or holding a
+/// descriptor to it.
+fn in_namespace(ns: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() {
+            continue;
+        }
+        if std::fs::read_link(path.join("ns/mnt")).is_ok_and(|l| l.to_string_lossy() == ns) {
+            out.push(name.clone());
+        }
+        if let Ok(fds) = std::fs::read_dir(path.join("fd")) {
+            if fds
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == ns))
+            {
+                out.push(format!("{name} (descriptor)"));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn secrets_are_private_files_never_environment() {
     if !can_start_tasks() {
         return;
     }
-    let value = "s3cr3t-value-4f1c";
+    let value = unique_secret();
     let sandbox = TaskSandbox::builder()
         .container(
             sh(
                 "app",
                 "stat -c '%a %u %g' /run/secrets/token; cat /run/secrets/token; echo; \
                  grep -l s3cr3t /proc/[0-9]*/environ 2>/dev/null | wc -l; \
+                 while read -r id parent dev root at opts rest; do \
+                   [ \"$at\" = /run/secrets ] || continue; set -- $rest; \
+                   while [ \"$1\" != - ]; do shift; done; echo \"${opts%%,*} $2\"; \
+                 done < /proc/self/mountinfo; \
                  touch /run/secrets/new 2>/dev/null || echo read-only; exec sleep 1000",
             )
             .user(User::new(1000, 1000))
-            .secret(Secret::new("token", value))
+            .secret(Secret::new("token", value.clone()))
             .depends_on("other", Condition::Complete),
         )
         .container(sh("other", "ls /run/secrets 2>&1 | head -1").essential(false))
@@ -613,24 +672,49 @@ fn secrets_are_private_files_never_environment() {
         !matches!(t.state("app"), Some(ContainerState::Pending))
     });
     let mut out = task.take_stdout("app").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 256];
+        while text.lines().count() < 5 {
+            match out.read(&mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+            let _ = tx.send(text.clone());
+        }
+    });
     let mut text = String::new();
-    let mut buf = [0u8; 256];
-    while text.lines().count() < 4 {
-        let n = out.read(&mut buf).unwrap();
-        assert!(n > 0, "early EOF: {text}");
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    while text.lines().count() < 5 {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(more) => text = more,
+            Err(_) => panic!("the app's report stopped short: {text:?}"),
+        }
     }
-    assert_eq!(text, format!("400 1000 1000\n{value}\n0\nread-only\n"));
+    // 0400, the container user's; on a tmpfs of its own, mounted read-only.
+    assert_eq!(
+        text,
+        format!("400 1000 1000\n{value}\n0\nro tmpfs\nread-only\n")
+    );
     // No process of the host (the task's included) has it in its environment.
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(env) = std::fs::read(entry.path().join("environ")) {
             assert!(
-                !String::from_utf8_lossy(&env).contains(value),
+                !String::from_utf8_lossy(&env).contains(&value),
                 "{:?}",
                 entry.path()
             );
         }
     }
+    // The file is seen from the host through the workload's root, and through no
+    // other process's: not the other container's, not the init's.
+    let Some(ContainerState::Running { pid }) = task.state("app") else {
+        panic!("app is not running");
+    };
+    assert_eq!(holders_of(&value), [pid]);
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let ns = ns.to_string_lossy().into_owned();
+
     task.kill().unwrap();
     let mut other = String::new();
     task.wait().unwrap();
@@ -642,6 +726,83 @@ fn secrets_are_private_files_never_environment() {
         other.contains("No such file"),
         "another container has no secrets: {other}"
     );
+    // Gone with the task: no process can read it, and nothing holds the mount
+    // namespace its tmpfs was mounted in.
+    assert_eq!(holders_of(&value), Vec::<u32>::new());
+    assert_eq!(in_namespace(&ns), Vec::<String>::new(), "{ns}");
+}
+
+/// Whether `text` holds `secret`, as text or as the list of numbers `Debug` prints
+/// for bytes (in any layout).
+fn shows(text: &str, secret: &[u8]) -> bool {
+    let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let numbers = secret
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    text.contains(&*String::from_utf8_lossy(secret)) || squeezed.contains(&numbers)
+}
+
+#[test]
+fn no_debug_output_holds_a_secret() {
+    let value = unique_secret();
+    let secret = value.as_bytes();
+    // The check itself catches what it must.
+    assert!(shows(&format!("{:?}", secret.to_vec()), secret));
+    assert!(shows(&format!("{:#?}", secret.to_vec()), secret));
+    assert!(shows(&format!("{:?}", value), secret));
+
+    let container = sh("app", "cat /run/secrets/token").secret(Secret::new("token", secret));
+    let builder = TaskSandbox::builder().container(container.clone());
+    let mut seen = vec![
+        format!("{container:?}"),
+        format!("{container:#?}"),
+        format!("{builder:?}"),
+        format!("{builder:#?}"),
+        format!("{:?}", Secret::new("token", secret)),
+    ];
+    let sandbox = builder.build().unwrap();
+    seen.push(format!("{sandbox:?}"));
+    seen.push(format!("{sandbox:#?}"));
+    let explanation = sandbox.explain();
+    seen.push(format!("{explanation:?}"));
+    seen.push(explanation.to_string());
+    seen.push(explanation.to_json_string());
+
+    // The same from a policy file naming the secret's file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), secret).unwrap();
+    let policy_file = dir.path().join("task.toml");
+    let text = "[[container]]\nname = \"app\"\ncommand = [\"/bin/true\"]\n\
+                secrets = [{ name = \"token\", value_from = \"file:token\" }]\n";
+    std::fs::write(&policy_file, text).unwrap();
+    let policy = tasksandbox::policy::Policy::from_file(&policy_file).unwrap();
+    seen.push(format!("{policy:?}"));
+    seen.push(policy.to_toml());
+    seen.push(format!("{:?}", policy.builder().unwrap()));
+    let from_policy = policy.build().unwrap();
+    seen.push(format!("{from_policy:#?}"));
+    seen.push(policy.explain().unwrap().to_json_string());
+
+    if can_start_tasks() {
+        let mut task = sandbox.start().unwrap();
+        seen.push(format!("{task:?}"));
+        seen.push(format!("{:?}", task.report()));
+        let exit = task.wait().unwrap();
+        seen.push(format!("{exit:?}"));
+        seen.push(format!("{:?}", task.events()));
+        let mut out = String::new();
+        task.take_stdout("app")
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        // It was delivered, so the sandbox really held it.
+        assert_eq!(out, value);
+    }
+    for (i, text) in seen.iter().enumerate() {
+        assert!(!shows(text, secret), "output {i} shows the secret:\n{text}");
+    }
 }
 
 #[test]
