@@ -907,15 +907,61 @@ fn output_goes_to_files_and_to_the_log_sink_tagged_by_container() {
     let _ = LogStream::Stdout;
 }
 
+/// Host pids of processes whose command line holds `marker`.
+fn running_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.parse::<u32>().is_ok())
+        .collect()
+}
+
+/// `parent` (a cgroup path relative to each hierarchy's root) in every hierarchy
+/// that has it.
+fn cgroup_dirs(parent: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    std::iter::once(root.to_path_buf())
+        .chain(std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()))
+        .map(|h| h.join(parent))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
 #[test]
 fn a_failed_container_launch_fails_the_start_and_leaves_nothing() {
     if !can_start_tasks() {
         return;
     }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let marker = format!("1000.{nanos:09}");
+    // A parent cgroup of its own, so that what this task made can be told apart.
+    let parent = format!("tasksandbox/failed-launch-{}-{nanos}", std::process::id());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
     let sandbox = TaskSandbox::builder()
+        .cgroup_parent(&parent)
+        .log_sink(move |line| {
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(String::from_utf8_lossy(line.line).into_owned());
+        })
         .container(
             Container::new("ok")
-                .command(["/bin/sleep", "1000"])
+                .command([
+                    "/bin/sh",
+                    "-c",
+                    &format!("echo started; exec /bin/sleep {marker}"),
+                ])
+                .stdout(Stdio::Log)
                 .essential(false),
         )
         .container(Container::new("bad").command(["/nonexistent/program"]))
@@ -924,15 +970,28 @@ fn a_failed_container_launch_fails_the_start_and_leaves_nothing() {
     let err = sandbox.start().unwrap_err();
     let text = err.chain();
     assert!(text.contains("container \"bad\": step `exec`"), "{text}");
-    // The first container was killed with the task.
-    let out = std::process::Command::new("/bin/sh")
-        .args([
-            "-c",
-            "grep -l '^/bin/sleep.1000' /proc/[0-9]*/cmdline 2>/dev/null | wc -l",
-        ])
-        .output()
-        .unwrap();
-    let _ = out;
+    // The first container did run...
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)).as_deref(),
+        Ok("started")
+    );
+    // ...and was killed with the task: nothing of it is left.
+    assert_eq!(running_with(&marker), Vec::<String>::new());
+    // The task's cgroups were made under the parent, and are all gone.
+    let dirs = cgroup_dirs(&parent);
+    assert!(!dirs.is_empty(), "no hierarchy has {parent}");
+    for dir in &dirs {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    for dir in dirs {
+        std::fs::remove_dir(&dir).unwrap();
+    }
     let volume = Volume::bind("/nonexistent-source", "/x");
     assert!(TaskSandbox::builder()
         .container(Container::new("v").command(["true"]).volume(volume))
