@@ -1048,3 +1048,46 @@ fn the_landlock_domain_refuses_block_device_nodes_and_nothing_else() {
     assert_eq!(out["landlocked"], "b=Permission denied\nc=made\ndata\n");
     assert_eq!(out["tracer"], "b=made\nc=made\ndata\n");
 }
+
+#[test]
+fn an_earlier_oom_kill_does_not_make_a_later_sigkill_out_of_memory() {
+    if !can_start_tasks() {
+        return;
+    }
+    // A child of the workload runs out of memory and is killed; the workload lives
+    // on, says so, and later either is SIGKILLed or runs out of memory itself.
+    let hog = "head -c 400000000 /dev/zero | tail > /dev/null";
+    let sandbox = |then: &str| {
+        TaskSandbox::builder()
+            .container(sh("app", &format!("{hog}; echo survived; {then}")).memory_limit(64 << 20))
+            .build()
+            .unwrap()
+    };
+    let survived = |task: &mut RunningTask| {
+        let mut line = [0u8; 9];
+        task.take_stdout("app")
+            .unwrap()
+            .read_exact(&mut line)
+            .unwrap();
+        assert_eq!(&line, b"survived\n");
+        assert!(task.stats().unwrap().containers["app"].oom_kills >= 1);
+    };
+
+    let mut task = sandbox("exec sleep 1000").start().unwrap();
+    survived(&mut task);
+    task.signal("app", libc::SIGKILL).unwrap();
+    let exit = task.wait().unwrap();
+    assert_eq!(exit.status(), ExitStatus::Signaled(libc::SIGKILL), "{exit}");
+    assert!(!task
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::OutOfMemory { .. })));
+
+    // The workload itself out of memory after that: still told apart.
+    let mut task = sandbox("x=$(head -c 400000000 /dev/zero | tr '\\0' a)")
+        .start()
+        .unwrap();
+    survived(&mut task);
+    let exit = task.wait().unwrap();
+    assert_eq!(exit.status(), ExitStatus::OutOfMemory, "{exit}");
+}
