@@ -441,3 +441,67 @@ fn an_exec_into_a_landlocked_container_reaches_no_more_than_its_workload() {
     // are in different domains, so each is out of the other's reach.
     assert_eq!(exec, format!("{workload}{}", denied("workload")));
 }
+
+/// A `Duration` as `{:.0?}` prints it (`96ms`, `2s`), back as a `Duration`.
+fn parse_debug_duration(text: &str) -> Duration {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().unwrap_or_else(|_| panic!("{text}"));
+    let per_second = match unit {
+        "s" => 1.0,
+        "ms" => 1e3,
+        "µs" => 1e6,
+        "ns" => 1e9,
+        _ => panic!("unit of {text}"),
+    };
+    Duration::from_secs_f64(number / per_second)
+}
+
+#[test]
+fn the_exec_example_prints_the_output_and_status_then_stops_within_the_grace() {
+    if !can_start_tasks() {
+        return;
+    }
+    // What `cargo run --example exec -- COMMAND` runs.
+    let out = std::process::Command::new(common::example("exec"))
+        .args([
+            "/bin/sh",
+            "-c",
+            "echo hello from the container; id -u; exit 3",
+        ])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(
+        lines[..3],
+        ["hello from the container", "0", "exec exit status: 3"]
+    );
+    // `task stopped in 96ms (grace 5s): stop requested; app: exit code 0`: the
+    // workload ended on SIGTERM, before the grace was up.
+    let rest = lines[3]
+        .strip_prefix("task stopped in ")
+        .unwrap_or_else(|| panic!("{}", lines[3]));
+    let (took, rest) = rest.split_once(" (grace ").unwrap();
+    let (grace, rest) = rest.split_once("): ").unwrap();
+    assert_eq!(rest, "stop requested; app: exit code 0");
+    assert!(
+        parse_debug_duration(took) < parse_debug_duration(grace),
+        "{}",
+        lines[3]
+    );
+
+    // Its default command shows the confinement.
+    let out = std::process::Command::new(common::example("exec"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in ["NoNewPrivs:\t1", "Seccomp:\t2", "exec exit status: 0"] {
+        assert!(stdout.lines().any(|l| l == line), "{line} in {stdout}");
+    }
+}
