@@ -184,8 +184,13 @@ pub(crate) fn run(
     // EOF on the error pipe: the process exec'd (or died before it could report).
     // Otherwise the helper or the process says which step failed.
     let mut report = [0u8; Failure::WIRE_LEN];
-    let n = sys::read_full(error_read.as_raw_fd(), &mut report)
-        .map_err(|e| Error::host("read the exec result", e))?;
+    let n = match sys::read_full(error_read.as_raw_fd(), &mut report) {
+        Ok(n) => n,
+        Err(errno) => {
+            helper.finish(Some(errno));
+            return Err(Error::host("read the exec result", errno));
+        }
+    };
     if n == Failure::WIRE_LEN {
         let ended = helper.finish(None);
         return Err(exec_failure(container, command, Some(&report), ended));
