@@ -82,8 +82,9 @@ fn needle() -> String {
     name
 }
 
-/// Execs `/bin/true` into `target` from two threads, until the watcher in `watcher`
-/// has seen the pre-exec window 20 times (or 3000 execs), then returns what it found.
+/// Execs `/bin/true` into `target` from two threads, 1000 times and on until the
+/// watcher in `watcher` has seen the pre-exec window 20 times (or 3000 execs), then
+/// returns what it found.
 fn hammer(task: &RunningTask, target: &str, watcher: &str) -> (String, usize, usize) {
     wait_for(task, "the watcher", |t| {
         t.exec(watcher, ["/bin/cat", "/tmp/seen"])
@@ -91,7 +92,7 @@ fn hammer(task: &RunningTask, target: &str, watcher: &str) -> (String, usize, us
     });
     let mut execs = 0;
     let mut seen = 0;
-    while execs < 3000 && seen < 20 {
+    while execs < 1000 || (execs < 3000 && seen < 20) {
         std::thread::scope(|s| {
             for _ in 0..2 {
                 s.spawn(|| {
@@ -110,6 +111,11 @@ fn hammer(task: &RunningTask, target: &str, watcher: &str) -> (String, usize, us
         t.exec(watcher, ["/bin/cat", "/tmp/rounds"])
             .is_ok_and(|o| o.status.success())
     });
+    let rounds = exec_sh(task, watcher, "cat /tmp/rounds");
+    eprintln!(
+        "{execs} execs; the watcher looked {} times and saw the pre-exec window {seen} times",
+        rounds.trim()
+    );
     let leak = exec_sh(task, watcher, "cat /tmp/leak");
     let lines: Vec<&str> = leak.lines().collect();
     let shown = lines
