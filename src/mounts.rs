@@ -80,7 +80,7 @@ pub(crate) enum MountOp {
     /// A generated file, owned by `owner` (uid, gid inside the task) when given.
     WriteFile {
         path: CString,
-        contents: Vec<u8>,
+        contents: FileContents,
         mode: libc::mode_t,
         owner: Option<(u32, u32)>,
     },
@@ -93,6 +93,17 @@ pub(crate) enum MountOp {
     Mask { path: CString },
     /// Make a path inside the new root read-only; absent paths are skipped.
     ReadOnlyPath { path: CString },
+}
+
+/// The bytes of a generated file. A secret's value is one, so `Debug` shows only how
+/// many there are.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct FileContents(pub(crate) Vec<u8>);
+
+impl fmt::Debug for FileContents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
 }
 
 impl fmt::Display for MountOp {
@@ -165,7 +176,7 @@ impl MountOp {
                 mode,
                 owner,
             } => {
-                sys::write_file(path, contents, *mode)?;
+                sys::write_file(path, &contents.0, *mode)?;
                 match owner {
                     Some((uid, gid)) => sys::chown(path, *uid, *gid),
                     None => Ok(()),
@@ -600,7 +611,7 @@ fn default_root(
     for (path, contents, mode) in files {
         ops.push(MountOp::WriteFile {
             path: at(path)?,
-            contents: contents.into_bytes(),
+            contents: FileContents(contents.into_bytes()),
             mode,
             owner: None,
         });
@@ -641,7 +652,7 @@ fn secrets(container: &Container, root: &Path, ops: &mut Vec<MountOp>) -> Result
         path.extend_from_slice(secret.name.as_bytes());
         ops.push(MountOp::WriteFile {
             path: c("secret", &path)?,
-            contents: secret.value.clone(),
+            contents: FileContents(secret.value.clone()),
             mode: 0o400,
             owner: Some((uid, gid)),
         });

@@ -48,6 +48,26 @@ pub(crate) enum Cloned {
 /// The child is a copy of the calling thread only: until it execs or exits it must not
 /// allocate, take locks, or touch state other threads may have left inconsistent.
 pub(crate) unsafe fn clone_pidfd(flags: c_ulong) -> SysResult<Cloned> {
+    // SAFETY: the caller upholds the post-fork rules for the child.
+    unsafe { clone_pidfd_signal(flags, libc::SIGCHLD) }
+}
+
+/// `clone(flags | CLONE_PIDFD)` with no exit signal: the child's end sends its parent
+/// nothing, is never reaped behind the caller's back (not by `SIGCHLD` set to
+/// `SIG_IGN`, nor by a `waitpid(-1, ..)` elsewhere in the process, which skips such
+/// children), and is waited for only with `__WALL` (see [`waitid_pidfd`]). For a
+/// child that never execs: the kernel gives a child that execs `SIGCHLD` back.
+///
+/// # Safety
+/// As [`clone_pidfd`].
+pub(crate) unsafe fn clone_pidfd_quiet(flags: c_ulong) -> SysResult<Cloned> {
+    // SAFETY: the caller upholds the post-fork rules for the child.
+    unsafe { clone_pidfd_signal(flags, 0) }
+}
+
+/// # Safety
+/// As [`clone_pidfd`].
+unsafe fn clone_pidfd_signal(flags: c_ulong, exit_signal: c_int) -> SysResult<Cloned> {
     let mut pidfd: c_int = -1;
     // SAFETY: with a null stack, clone behaves like fork; the parent_tid argument (the
     // third on x86_64 and aarch64) receives the pidfd because of CLONE_PIDFD. The caller
@@ -55,7 +75,7 @@ pub(crate) unsafe fn clone_pidfd(flags: c_ulong) -> SysResult<Cloned> {
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            flags | libc::CLONE_PIDFD as c_ulong | libc::SIGCHLD as c_ulong,
+            flags | libc::CLONE_PIDFD as c_ulong | exit_signal as c_ulong,
             0usize,
             &mut pidfd as *mut c_int,
             0usize,
@@ -480,8 +500,9 @@ pub(crate) enum WaitOutcome {
     Signaled(i32),
 }
 
-/// `waitid(P_PIDFD, pidfd, WEXITED | extra)`, retrying on EINTR; `None` when the
-/// process is still running (only with `WNOHANG`).
+/// `waitid(P_PIDFD, pidfd, WEXITED | __WALL | extra)`, retrying on EINTR; `None` when
+/// the process is still running (only with `WNOHANG`). `__WALL` so that children
+/// with no exit signal ([`clone_pidfd_quiet`]) are waited for too.
 pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<Option<WaitOutcome>> {
     const P_PIDFD: libc::idtype_t = 3;
     loop {
@@ -494,7 +515,7 @@ pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<Option
                 P_PIDFD,
                 pidfd as libc::id_t,
                 &mut info,
-                libc::WEXITED | extra_flags,
+                libc::WEXITED | libc::__WALL | extra_flags,
             )
         };
         if ret == -1 {
@@ -515,33 +536,41 @@ pub(crate) fn waitid_pidfd(pidfd: RawFd, extra_flags: c_int) -> SysResult<Option
     }
 }
 
-/// `clone(flags | exit_signal)` with fork semantics, returning the child's pid (as the
-/// caller's pid namespace sees it) in the parent and 0 in the child. Used where the
-/// new process's pidfd cannot be given to the one who needs it (`CLONE_PARENT`).
-///
-/// # Safety
-/// As [`clone_pidfd`]: the child must keep to the post-fork rules.
-pub(crate) unsafe fn clone_plain(flags: c_ulong) -> SysResult<libc::pid_t> {
-    // SAFETY: with a null stack, clone behaves like fork; no pointer argument is used.
-    // The caller upholds the post-fork rules for the child.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags | libc::SIGCHLD as c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    check_long(ret).map(|pid| pid as libc::pid_t)
+/// `kill(-pgid, signal)`: signals every process of the process group `pgid`. The
+/// caller must know the group's leader is not yet reaped, or the number may name
+/// another group.
+pub(crate) fn kill_process_group(pgid: libc::pid_t, signal: c_int) -> SysResult {
+    if pgid <= 1 {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: integer arguments; a negative pid names a process group.
+    check(unsafe { libc::kill(-pgid, signal) })
 }
 
-/// `pidfd_open(2)`.
-pub(crate) fn pidfd_open(pid: libc::pid_t) -> SysResult<RawFd> {
-    // SAFETY: integer arguments.
-    check_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as c_ulong) })
-        .map(|fd| fd as RawFd)
+/// Sets `O_NONBLOCK` on a descriptor.
+pub(crate) fn set_nonblocking(fd: RawFd) -> SysResult {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this process holds.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })
+}
+
+/// `read(2)` once, retrying on EINTR: the number of bytes read, 0 at EOF.
+pub(crate) fn read_some(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is a valid writable slice of the given length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
 }
 
 /// `setns(2)`: with a pidfd and several `CLONE_NEW*` flags, joins those namespaces of
@@ -797,10 +826,14 @@ pub(crate) fn pidfd_pid(pidfd: RawFd) -> Option<libc::pid_t> {
         .filter(|pid: &libc::pid_t| *pid > 0)
 }
 
-/// Puts the calling thread in a new Landlock domain whose only rule is that no block
-/// device node may be created (which a task cannot do anyway). What matters is the
-/// domain itself: the kernel refuses to let a process in a domain trace, or read the
-/// memory or `/proc` details of, any process outside it. Needs no_new_privs.
+/// Puts the calling thread in a new Landlock domain. What matters is the domain
+/// itself: the kernel refuses to let a process in a domain trace, or read the memory
+/// or `/proc` details of, any process outside it. A ruleset must handle some access
+/// right, and this one handles one, `MAKE_BLOCK`, with no rule allowing it: creating
+/// a block device node is refused (`EACCES`). With a user namespace `mknod` of any
+/// device is refused before that (`EPERM`: it needs `CAP_MKNOD` over the host's user
+/// namespace); without one, this is what refuses it. Every other file access is left
+/// as it was. Needs no_new_privs.
 pub(crate) fn landlock_own_domain() -> SysResult {
     #[repr(C)]
     struct RulesetAttr {

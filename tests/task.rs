@@ -469,11 +469,15 @@ fn stop_sends_sigterm_then_sigkill_after_the_grace_period() {
     assert_eq!(bye, "bye\n");
 }
 
-#[test]
-fn exec_runs_with_exactly_the_containers_restrictions() {
-    if !can_start_tasks() {
-        return;
-    }
+/// What a process reports of itself: its /proc/self/status, then what `unshare -U`
+/// (refused by seccomp) and a chown to another owner (refused without CAP_CHOWN) give.
+const SELF_REPORT: &str = "cat /proc/self/status; echo ---; \
+    test -x /usr/bin/unshare || echo no-unshare; \
+    unshare -U true 2>&1; echo unshare=$?; chown 1:1 /tmp/x 2>&1; echo chown=$?";
+
+/// Execs into a container of `user` and compares, line by line, what the exec'd
+/// process and the workload each read of themselves.
+fn exec_matches_the_workload(user: User) {
     let caps = Capabilities::fargate_default()
         .drop(tasksandbox::Capability::NetRaw)
         .drop(tasksandbox::Capability::Chown);
@@ -483,60 +487,91 @@ fn exec_runs_with_exactly_the_containers_restrictions() {
                 .command([
                     "/bin/sh",
                     "-c",
-                    "echo from-workload > /tmp/marker; exec sleep 1000",
+                    &format!(
+                        "touch /tmp/x; {{ {SELF_REPORT}; }} > /tmp/report.tmp 2>&1; \
+                         mv /tmp/report.tmp /tmp/report; exec sleep 1000"
+                    ),
                 ])
                 .capabilities(caps)
-                .user(User::new(1000, 1000))
+                .user(user)
                 .env("GREETING", "hi"),
         )
         .build()
         .unwrap()
         .start()
         .unwrap();
-    wait_for(&task, "the marker", |t| {
-        t.exec("app", ["/bin/cat", "/tmp/marker"])
-            .is_ok_and(|o| o.stdout == b"from-workload\n")
+    wait_for(&task, "the workload's report", |t| {
+        t.exec("app", ["/bin/test", "-e", "/tmp/report"])
+            .is_ok_and(|o| o.status.success())
     });
-    let out = task
-        .exec("app", ["/bin/sh", "-c", "cat /proc/self/status; echo ---; cat /proc/1/status; echo ---; echo $GREETING; readlink /proc/self/ns/mnt /proc/1/ns/mnt; cat /proc/self/cgroup | md5sum; cat /proc/1/cgroup | md5sum"])
-        .unwrap();
+    let out = task.exec("app", ["/bin/cat", "/tmp/report"]).unwrap();
+    let workload = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = task.exec("app", ["/bin/sh", "-c", SELF_REPORT]).unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let parts: Vec<&str> = text.split("---\n").collect();
-    let (mine, workload, rest) = (parts[0], parts[1], parts[2]);
-    for key in [
-        "CapInh",
-        "CapPrm",
-        "CapEff",
-        "CapBnd",
-        "CapAmb",
-        "NoNewPrivs",
-        "Seccomp",
-        "Uid",
-        "Gid",
-    ] {
+    let mine = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (mine_status, mine_refusals) = mine.split_once("---\n").unwrap();
+    let (workload_status, workload_refusals) = workload.split_once("---\n").unwrap();
+    let keys: Vec<&str> = mine_status
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+        .filter(|k| k.starts_with("Cap"))
+        .chain([
+            "NoNewPrivs",
+            "Seccomp",
+            "Seccomp_filters",
+            "Uid",
+            "Gid",
+            "Groups",
+        ])
+        .collect();
+    assert_eq!(keys.iter().filter(|k| k.starts_with("Cap")).count(), 5);
+    for key in keys {
         assert_eq!(
-            status_field(mine, key),
-            status_field(workload, key),
-            "{key} of the exec'd process differs from the workload's"
+            status_field(mine_status, key),
+            status_field(workload_status, key),
+            "{key} of the exec'd process differs from the workload's ({user:?})"
         );
     }
-    assert_eq!(status_field(mine, "NoNewPrivs"), "1");
-    assert_eq!(status_field(mine, "Seccomp"), "2");
-    assert!(status_field(mine, "Uid").starts_with("1000\t"));
-    let lines: Vec<&str> = rest.lines().collect();
+    assert_eq!(status_field(mine_status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(mine_status, "Seccomp"), "2");
+    let filters: u32 = status_field(mine_status, "Seccomp_filters")
+        .parse()
+        .unwrap();
+    assert!(filters >= 1);
+    let uid = format!("{}\t", user.uid);
+    assert!(status_field(mine_status, "Uid").starts_with(&uid));
+    let effective = u64::from_str_radix(status_field(mine_status, "CapEff"), 16).unwrap();
+    if user.is_root() {
+        assert_eq!(effective, caps.mask(), "root holds the container's set");
+    } else {
+        assert_eq!(effective, 0);
+    }
+    // Refused the same way, with EPERM, on both sides.
+    assert_eq!(mine_refusals, workload_refusals);
+    assert!(!mine_refusals.contains("no-unshare"), "{mine_refusals}");
+    let lines: Vec<&str> = mine_refusals.lines().collect();
+    assert_eq!(lines.len(), 4, "{mine_refusals}");
+    assert!(
+        lines[0].ends_with("Operation not permitted") && lines[1] == "unshare=1",
+        "{mine_refusals}"
+    );
+    assert!(
+        lines[2].ends_with("Operation not permitted") && lines[3] == "chown=1",
+        "{mine_refusals}"
+    );
+
+    let out = task
+        .exec("app", ["/bin/sh", "-c", "echo $GREETING; readlink /proc/self/ns/mnt /proc/1/ns/mnt; cat /proc/self/cgroup | md5sum; cat /proc/1/cgroup | md5sum"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "hi");
     assert_eq!(lines[1], lines[2], "same mount namespace");
     assert_eq!(lines[3], lines[4], "same cgroup");
-    // Refused the same way: chown needs CAP_CHOWN, which the container dropped.
-    let out = task
-        .exec("app", ["/bin/sh", "-c", "unshare -U true; echo $?"])
-        .unwrap();
-    assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), "0");
     // Into a container that is not running: an error, not a hang.
     task.signal("app", libc::SIGKILL).unwrap();
     task.wait().unwrap();
@@ -544,21 +579,89 @@ fn exec_runs_with_exactly_the_containers_restrictions() {
 }
 
 #[test]
+fn exec_runs_with_exactly_the_containers_restrictions() {
+    if !can_start_tasks() {
+        return;
+    }
+    exec_matches_the_workload(User::new(1000, 1000));
+    exec_matches_the_workload(User::ROOT);
+}
+
+/// A value no other test, task or run uses.
+fn unique_secret() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("s3cr3t-{}-{nanos:09}", std::process::id())
+}
+
+/// Host pids of every process that can read `value` in a file under its
+/// `/run/secrets` (seen through `/proc/<pid>/root`).
+fn holders_of(value: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(entry.path().join("root/run/secrets")) else {
+            continue;
+        };
+        if files
+            .flatten()
+            .any(|f| std::fs::read(f.path()).is_ok_and(|b| b == value.as_bytes()))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Host pids of processes in mount namespace `ns` (`mnt:[inode]`), or holding a
+/// descriptor to it.
+fn in_namespace(ns: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() {
+            continue;
+        }
+        if std::fs::read_link(path.join("ns/mnt")).is_ok_and(|l| l.to_string_lossy() == ns) {
+            out.push(name.clone());
+        }
+        if let Ok(fds) = std::fs::read_dir(path.join("fd")) {
+            if fds
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == ns))
+            {
+                out.push(format!("{name} (descriptor)"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
 fn secrets_are_private_files_never_environment() {
     if !can_start_tasks() {
         return;
     }
-    let value = "s3cr3t-value-4f1c";
+    let value = unique_secret();
     let sandbox = TaskSandbox::builder()
         .container(
             sh(
                 "app",
                 "stat -c '%a %u %g' /run/secrets/token; cat /run/secrets/token; echo; \
                  grep -l s3cr3t /proc/[0-9]*/environ 2>/dev/null | wc -l; \
+                 while read -r id parent dev root at opts rest; do \
+                   [ \"$at\" = /run/secrets ] || continue; set -- $rest; \
+                   while [ \"$1\" != - ]; do shift; done; echo \"${opts%%,*} $2\"; \
+                 done < /proc/self/mountinfo; \
                  touch /run/secrets/new 2>/dev/null || echo read-only; exec sleep 1000",
             )
             .user(User::new(1000, 1000))
-            .secret(Secret::new("token", value))
+            .secret(Secret::new("token", value.clone()))
             .depends_on("other", Condition::Complete),
         )
         .container(sh("other", "ls /run/secrets 2>&1 | head -1").essential(false))
@@ -569,24 +672,49 @@ fn secrets_are_private_files_never_environment() {
         !matches!(t.state("app"), Some(ContainerState::Pending))
     });
     let mut out = task.take_stdout("app").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 256];
+        while text.lines().count() < 5 {
+            match out.read(&mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+            let _ = tx.send(text.clone());
+        }
+    });
     let mut text = String::new();
-    let mut buf = [0u8; 256];
-    while text.lines().count() < 4 {
-        let n = out.read(&mut buf).unwrap();
-        assert!(n > 0, "early EOF: {text}");
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    while text.lines().count() < 5 {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(more) => text = more,
+            Err(_) => panic!("the app's report stopped short: {text:?}"),
+        }
     }
-    assert_eq!(text, format!("400 1000 1000\n{value}\n0\nread-only\n"));
+    // 0400, the container user's; on a tmpfs of its own, mounted read-only.
+    assert_eq!(
+        text,
+        format!("400 1000 1000\n{value}\n0\nro tmpfs\nread-only\n")
+    );
     // No process of the host (the task's included) has it in its environment.
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(env) = std::fs::read(entry.path().join("environ")) {
             assert!(
-                !String::from_utf8_lossy(&env).contains(value),
+                !String::from_utf8_lossy(&env).contains(&value),
                 "{:?}",
                 entry.path()
             );
         }
     }
+    // The file is seen from the host through the workload's root, and through no
+    // other process's: not the other container's, not the init's.
+    let Some(ContainerState::Running { pid }) = task.state("app") else {
+        panic!("app is not running");
+    };
+    assert_eq!(holders_of(&value), [pid]);
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let ns = ns.to_string_lossy().into_owned();
+
     task.kill().unwrap();
     let mut other = String::new();
     task.wait().unwrap();
@@ -598,6 +726,83 @@ fn secrets_are_private_files_never_environment() {
         other.contains("No such file"),
         "another container has no secrets: {other}"
     );
+    // Gone with the task: no process can read it, and nothing holds the mount
+    // namespace its tmpfs was mounted in.
+    assert_eq!(holders_of(&value), Vec::<u32>::new());
+    assert_eq!(in_namespace(&ns), Vec::<String>::new(), "{ns}");
+}
+
+/// Whether `text` holds `secret`, as text or as the list of numbers `Debug` prints
+/// for bytes (in any layout).
+fn shows(text: &str, secret: &[u8]) -> bool {
+    let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let numbers = secret
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    text.contains(&*String::from_utf8_lossy(secret)) || squeezed.contains(&numbers)
+}
+
+#[test]
+fn no_debug_output_holds_a_secret() {
+    let value = unique_secret();
+    let secret = value.as_bytes();
+    // The check itself catches what it must.
+    assert!(shows(&format!("{:?}", secret.to_vec()), secret));
+    assert!(shows(&format!("{:#?}", secret.to_vec()), secret));
+    assert!(shows(&format!("{:?}", value), secret));
+
+    let container = sh("app", "cat /run/secrets/token").secret(Secret::new("token", secret));
+    let builder = TaskSandbox::builder().container(container.clone());
+    let mut seen = vec![
+        format!("{container:?}"),
+        format!("{container:#?}"),
+        format!("{builder:?}"),
+        format!("{builder:#?}"),
+        format!("{:?}", Secret::new("token", secret)),
+    ];
+    let sandbox = builder.build().unwrap();
+    seen.push(format!("{sandbox:?}"));
+    seen.push(format!("{sandbox:#?}"));
+    let explanation = sandbox.explain();
+    seen.push(format!("{explanation:?}"));
+    seen.push(explanation.to_string());
+    seen.push(explanation.to_json_string());
+
+    // The same from a policy file naming the secret's file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), secret).unwrap();
+    let policy_file = dir.path().join("task.toml");
+    let text = "[[container]]\nname = \"app\"\ncommand = [\"/bin/true\"]\n\
+                secrets = [{ name = \"token\", value_from = \"file:token\" }]\n";
+    std::fs::write(&policy_file, text).unwrap();
+    let policy = tasksandbox::policy::Policy::from_file(&policy_file).unwrap();
+    seen.push(format!("{policy:?}"));
+    seen.push(policy.to_toml());
+    seen.push(format!("{:?}", policy.builder().unwrap()));
+    let from_policy = policy.build().unwrap();
+    seen.push(format!("{from_policy:#?}"));
+    seen.push(policy.explain().unwrap().to_json_string());
+
+    if can_start_tasks() {
+        let mut task = sandbox.start().unwrap();
+        seen.push(format!("{task:?}"));
+        seen.push(format!("{:?}", task.report()));
+        let exit = task.wait().unwrap();
+        seen.push(format!("{exit:?}"));
+        seen.push(format!("{:?}", task.events()));
+        let mut out = String::new();
+        task.take_stdout("app")
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        // It was delivered, so the sandbox really held it.
+        assert_eq!(out, value);
+    }
+    for (i, text) in seen.iter().enumerate() {
+        assert!(!shows(text, secret), "output {i} shows the secret:\n{text}");
+    }
 }
 
 #[test]
@@ -702,15 +907,61 @@ fn output_goes_to_files_and_to_the_log_sink_tagged_by_container() {
     let _ = LogStream::Stdout;
 }
 
+/// Host pids of processes whose command line holds `marker`.
+fn running_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.parse::<u32>().is_ok())
+        .collect()
+}
+
+/// `parent` (a cgroup path relative to each hierarchy's root) in every hierarchy
+/// that has it.
+fn cgroup_dirs(parent: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    std::iter::once(root.to_path_buf())
+        .chain(std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()))
+        .map(|h| h.join(parent))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
 #[test]
 fn a_failed_container_launch_fails_the_start_and_leaves_nothing() {
     if !can_start_tasks() {
         return;
     }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let marker = format!("1000.{nanos:09}");
+    // A parent cgroup of its own, so that what this task made can be told apart.
+    let parent = format!("tasksandbox/failed-launch-{}-{nanos}", std::process::id());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
     let sandbox = TaskSandbox::builder()
+        .cgroup_parent(&parent)
+        .log_sink(move |line| {
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(String::from_utf8_lossy(line.line).into_owned());
+        })
         .container(
             Container::new("ok")
-                .command(["/bin/sleep", "1000"])
+                .command([
+                    "/bin/sh",
+                    "-c",
+                    &format!("echo started; exec /bin/sleep {marker}"),
+                ])
+                .stdout(Stdio::Log)
                 .essential(false),
         )
         .container(Container::new("bad").command(["/nonexistent/program"]))
@@ -719,15 +970,28 @@ fn a_failed_container_launch_fails_the_start_and_leaves_nothing() {
     let err = sandbox.start().unwrap_err();
     let text = err.chain();
     assert!(text.contains("container \"bad\": step `exec`"), "{text}");
-    // The first container was killed with the task.
-    let out = std::process::Command::new("/bin/sh")
-        .args([
-            "-c",
-            "grep -l '^/bin/sleep.1000' /proc/[0-9]*/cmdline 2>/dev/null | wc -l",
-        ])
-        .output()
-        .unwrap();
-    let _ = out;
+    // The first container did run...
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)).as_deref(),
+        Ok("started")
+    );
+    // ...and was killed with the task: nothing of it is left.
+    assert_eq!(running_with(&marker), Vec::<String>::new());
+    // The task's cgroups were made under the parent, and are all gone.
+    let dirs = cgroup_dirs(&parent);
+    assert!(!dirs.is_empty(), "no hierarchy has {parent}");
+    for dir in &dirs {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    for dir in dirs {
+        std::fs::remove_dir(&dir).unwrap();
+    }
     let volume = Volume::bind("/nonexistent-source", "/x");
     assert!(TaskSandbox::builder()
         .container(Container::new("v").command(["true"]).volume(volume))
@@ -756,4 +1020,74 @@ fn the_task_init_is_out_of_reach_even_with_sys_ptrace() {
         // comm holds 15 bytes.
         "comm=tasksandbox-ini\ncmdline=tasksandbox-init\nenviron=denied\nroot=denied\n"
     );
+}
+
+#[test]
+fn the_landlock_domain_refuses_block_device_nodes_and_nothing_else() {
+    if !can_start_tasks() {
+        return;
+    }
+    // Without a user namespace container root holds CAP_MKNOD over the host's, so
+    // only Landlock stands between it and a block device node (which the nodev
+    // mounts would keep it from opening anyway). Character devices, files and
+    // directories are untouched by the domain.
+    let script = "cd /tmp; for t in 'b 7 200' 'c 1 3'; do \
+        if mknod node $t 2>/tmp/err; then echo \"${t%% *}=made\"; rm node; \
+        else echo \"${t%% *}=$(sed 's/.*: //' /tmp/err)\"; fi; done; \
+        mkdir d && echo data > d/f && cat d/f && rm -r d";
+    let (exit, out) = run(TaskSandbox::builder()
+        .user_namespace(tasksandbox::UserNamespace::Disabled)
+        .pid_mode(PidMode::Task)
+        .container(sh("landlocked", script).essential(false))
+        .container(
+            sh("tracer", script)
+                .capabilities(Capabilities::fargate_default().with_sys_ptrace())
+                .depends_on("landlocked", Condition::Complete),
+        ));
+    assert!(exit.success(), "{exit}");
+    assert_eq!(out["landlocked"], "b=Permission denied\nc=made\ndata\n");
+    assert_eq!(out["tracer"], "b=made\nc=made\ndata\n");
+}
+
+#[test]
+fn an_earlier_oom_kill_does_not_make_a_later_sigkill_out_of_memory() {
+    if !can_start_tasks() {
+        return;
+    }
+    // A child of the workload runs out of memory and is killed; the workload lives
+    // on, says so, and later either is SIGKILLed or runs out of memory itself.
+    let hog = "head -c 400000000 /dev/zero | tail > /dev/null";
+    let sandbox = |then: &str| {
+        TaskSandbox::builder()
+            .container(sh("app", &format!("{hog}; echo survived; {then}")).memory_limit(64 << 20))
+            .build()
+            .unwrap()
+    };
+    let survived = |task: &mut RunningTask| {
+        let mut line = [0u8; 9];
+        task.take_stdout("app")
+            .unwrap()
+            .read_exact(&mut line)
+            .unwrap();
+        assert_eq!(&line, b"survived\n");
+        assert!(task.stats().unwrap().containers["app"].oom_kills >= 1);
+    };
+
+    let mut task = sandbox("exec sleep 1000").start().unwrap();
+    survived(&mut task);
+    task.signal("app", libc::SIGKILL).unwrap();
+    let exit = task.wait().unwrap();
+    assert_eq!(exit.status(), ExitStatus::Signaled(libc::SIGKILL), "{exit}");
+    assert!(!task
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::OutOfMemory { .. })));
+
+    // The workload itself out of memory after that: still told apart.
+    let mut task = sandbox("x=$(head -c 400000000 /dev/zero | tr '\\0' a)")
+        .start()
+        .unwrap();
+    survived(&mut task);
+    let exit = task.wait().unwrap();
+    assert_eq!(exit.status(), ExitStatus::OutOfMemory, "{exit}");
 }

@@ -190,7 +190,8 @@ pub(crate) fn lock_down(plan: &ChildPlan) -> Result<(), Failure> {
 
     // A Landlock domain of its own: the kernel then refuses to let this process trace
     // or inspect any process outside the domain (its siblings in a shared pid
-    // namespace). File access is unchanged: everything under / stays allowed.
+    // namespace). The domain's one rule refuses creating block device nodes; every
+    // other file access is as it was (see `sys::landlock_own_domain`).
     if plan.landlock {
         sys::landlock_own_domain().at(Step::Landlock)?;
     }

@@ -109,8 +109,8 @@ impl ChildPlan {
 
 impl ChildPlan {
     /// The plan of a process exec'd into this container: the same user,
-    /// capabilities, Landlock domain, seccomp filter, environment and working
-    /// directory, running `command` (looked up in the container's `PATH`), with no
+    /// capabilities, Landlock rule (in a domain of its own), seccomp filter,
+    /// environment and working directory, running `command` (looked up in the container's `PATH`), with no
     /// mounts (it joins the container's mount namespace).
     pub(crate) fn for_exec(&self, command: &[OsString]) -> Result<ChildPlan, ConfigError> {
         let name = self.container.as_str();

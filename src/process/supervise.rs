@@ -39,7 +39,11 @@ pub enum ExitStatus {
     Exited(i32),
     /// It was killed by this signal (not for running out of memory).
     Signaled(i32),
-    /// The kernel's OOM killer killed it for reaching the task's memory limit.
+    /// The kernel's OOM killer killed it for reaching a memory limit: it died of
+    /// SIGKILL, and its container's count of OOM kills had moved since it started
+    /// (or since [`RunningTask::signal`] last sent it SIGKILL). A SIGKILL sent from
+    /// outside the crate right after another process of the same container was
+    /// OOM-killed cannot be told apart from this.
     OutOfMemory,
 }
 
@@ -117,6 +121,10 @@ pub(crate) struct ContainerSlot {
     pub started_at: Option<Instant>,
     /// Parent ends of piped streams, until taken.
     pub streams: [Option<File>; 3],
+    /// The OOM kill counts ([`Shared::oom_kills`]) when the workload was last known
+    /// not to be dying of one: at its launch, and just before this crate sent it
+    /// SIGKILL. A SIGKILL death is an OOM kill only if the counts moved since.
+    pub oom_baseline: (u64, u64),
 }
 
 /// The task being stopped.
@@ -192,6 +200,7 @@ impl Shared {
                 pidfd: None,
                 started_at: None,
                 streams: [None, None, None],
+                oom_baseline: (0, 0),
             })
             .collect();
         Ok(Arc::new(Shared {
@@ -234,6 +243,24 @@ impl Shared {
 
     fn kill_init(&self) {
         let _ = sys::pidfd_send_signal(self.init_pidfd.as_raw_fd(), libc::SIGKILL);
+    }
+
+    /// The OOM kills counted for container `index`: in its own cgroup, and in the
+    /// task's when it is the task's only container (on cgroup v1 a container without
+    /// a memory limit has no memory cgroup of its own).
+    fn oom_kills(&self, index: usize) -> (u64, u64) {
+        let Some(cgroups) = self.cgroups() else {
+            return (0, 0);
+        };
+        let own = cgroups.containers[index]
+            .as_ref()
+            .map_or(0, |cg| cg.oom_kills());
+        let task = if self.inner.containers.len() == 1 {
+            cgroups.task.oom_kills()
+        } else {
+            0
+        };
+        (own, task)
     }
 }
 
@@ -338,6 +365,9 @@ impl Control {
         };
         let cgroup_fds = attach.len() as u32;
         child_fds.extend(attach);
+        // Kills counted before this workload exists are not its.
+        let baseline = self.shared.oom_kills(index);
+        self.shared.lock().containers[index].oom_baseline = baseline;
         let raw: Vec<RawFd> = child_fds.iter().map(AsRawFd::as_raw_fd).collect();
         let request = Request::Start {
             index: index as u32,
@@ -481,18 +511,14 @@ impl Control {
         let Some(spec) = inner.containers.get(index) else {
             return;
         };
-        let cgroups = self.shared.cgroups();
-        let oom = || {
-            cgroups.as_ref().is_some_and(|c| {
-                c.containers[index]
-                    .as_ref()
-                    .is_some_and(|cg| cg.oom_kills() > 0)
-                    || (inner.containers.len() == 1 && c.task.oom_kills() > 0)
-            })
-        };
-        let status = exit_status(raw, oom);
+        // An OOM kill of another process of the container (a child, an exec'd
+        // process) earlier moved the counts too: only a move since the baseline is
+        // this death's.
+        let now = self.shared.oom_kills(index);
         let mut state = self.shared.lock();
         let slot = &mut state.containers[index];
+        let (own, task) = slot.oom_baseline;
+        let status = exit_status(raw, || now.0 > own || now.1 > task);
         slot.state = ContainerState::Exited(status);
         slot.pidfd = None;
         if status.is_out_of_memory() {
@@ -1117,7 +1143,14 @@ impl RunningTask {
     /// and `SIGKILL`, have an effect.
     pub fn signal(&self, container: &str, signal: i32) -> Result<(), Error> {
         let index = self.index(container)?;
-        let pidfd = self.shared.lock().containers[index].pidfd.clone();
+        let pidfd = {
+            let mut state = self.shared.lock();
+            if signal == libc::SIGKILL {
+                // A death by this SIGKILL is not an OOM kill unless one comes first.
+                state.containers[index].oom_baseline = self.shared.oom_kills(index);
+            }
+            state.containers[index].pidfd.clone()
+        };
         let Some(pidfd) = pidfd else {
             return Ok(());
         };
@@ -1128,9 +1161,16 @@ impl RunningTask {
     }
 
     /// Runs `command` inside container `container` (as ECS Exec does): its
-    /// namespaces, its cgroup, its user, capabilities, no_new_privs, Landlock domain
-    /// and seccomp filter, so it can never be more privileged than the container.
-    /// Waits for it and returns its status and output.
+    /// namespaces, its cgroup, its user, capabilities, no_new_privs and seccomp
+    /// filter, so it can never be more privileged than the container. In a container
+    /// with a Landlock domain ([`PidMode::Task`](crate::PidMode::Task) without
+    /// `SYS_PTRACE`) it gets a domain of its own under the same rule: it reaches its
+    /// own descendants only, not the workload nor any other process of the task.
+    ///
+    /// Waits for the process to exit and returns its status and what it wrote until
+    /// then; a background child it leaves running is not waited for, even if it
+    /// holds the process's stdout or stderr. Works whatever the embedding program
+    /// does with `SIGCHLD` or `waitpid`: the process is never waited for by pid.
     pub fn exec<I, S>(&self, container: &str, command: I) -> Result<Output, Error>
     where
         I: IntoIterator<Item = S>,
