@@ -2,9 +2,15 @@
 //! from inside a task, and each technique has a test named after it, so that a
 //! regression names the hole.
 //!
-//! The probe runs once per configuration (the default task, and one with the
-//! `SYS_PTRACE` opt-in) and its JSON report is shared by the tests of that
+//! The probe runs once per configuration (the default task, one with the
+//! `SYS_PTRACE` opt-in, and a `pid_mode = task` task beside a sibling, with and
+//! without the opt-in) and its JSON report is shared by the tests of that
 //! configuration; each test fails if its own check fails.
+//!
+//! A check the probe reports as SKIP (what it looks at does not exist here, or the
+//! run gave it nothing to aim at) fails its test too, unless the test confirms from
+//! the host's side that the reason holds ([`justified_skip`]): a skip never passes
+//! silently where the check could have been made.
 
 mod common;
 
@@ -15,7 +21,7 @@ use std::sync::OnceLock;
 use common::*;
 use serde_json::Value;
 use tasksandbox::seccomp::{Action, SeccompProfile};
-use tasksandbox::{Capabilities, Capability, TaskSandbox, Volume};
+use tasksandbox::{Capabilities, Capability, Condition, Container, PidMode, TaskSandbox, Volume};
 
 /// Docker's default seccomp profile, kept as reference data beside the crate.
 #[cfg(feature = "policy")]
@@ -36,6 +42,8 @@ struct Run {
     stdout: String,
     stderr: String,
     json: Value,
+    /// Whether the probe was told to aim at siblings (`--siblings`).
+    siblings: bool,
 }
 
 impl Run {
@@ -88,7 +96,12 @@ fn setuid_copy() -> tempfile::TempDir {
 
 /// Runs the probe `container` in a task built by `builder`; its stdout is JSON.
 fn run_task(builder: tasksandbox::TaskSandboxBuilder, container: tasksandbox::Container) -> Run {
-    let out = output(builder.container(container));
+    run_built(builder.container(container))
+}
+
+/// Runs the task `builder` describes; the stdout of its first container is JSON.
+fn run_built(builder: tasksandbox::TaskSandboxBuilder) -> Run {
+    let out = output(builder);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_str(&stdout)
@@ -98,6 +111,7 @@ fn run_task(builder: tasksandbox::TaskSandboxBuilder, container: tasksandbox::Co
         stdout,
         stderr,
         json,
+        siblings: false,
     }
 }
 
@@ -129,17 +143,59 @@ fn ptrace_run() -> Option<&'static Run> {
         .then(|| RUN.get_or_init(|| check_run(Capabilities::fargate_default().with_sys_ptrace())))
 }
 
-/// Asserts that check `name` passed in `run`.
+/// Why a check the probe skipped in `run` could not have been made, as the host
+/// confirms it; `None` when the skip is not justified (the check should have run).
+fn justified_skip(run: &Run, name: &str) -> Option<String> {
+    match name {
+        // The task has the host's kernel: the file is absent from both or neither.
+        "proc_sysrq_trigger" if !std::path::Path::new("/proc/sysrq-trigger").exists() => {
+            Some("this kernel has no /proc/sysrq-trigger".to_string())
+        }
+        "pid_mode_task_sibling" if !run.siblings => {
+            Some("this run has no sibling to aim at".to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Whether check `name` held in `run`: it passed, or it was skipped for a reason the
+/// host confirms. A skip is noted on stderr.
+fn held(run: &Run, name: &str) -> bool {
+    let check = run.check(name);
+    match check["status"].as_str() {
+        Some("pass") => check["pass"] == Value::Bool(true),
+        Some("skip") => match justified_skip(run, name) {
+            Some(why) => {
+                eprintln!("note: {name} skipped ({why}): {}", check["summary"]);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Asserts that check `name` passed in `run` (or was skipped for a reason the host
+/// confirms).
 fn assert_passes(run: &Run, name: &str) {
     let check = run.check(name);
-    assert_eq!(
-        check["pass"],
-        Value::Bool(true),
-        "{name} FAILED: the sandbox did not hold.\n  technique: {}\n  expected:  {}\n  observed:  {}",
+    assert!(
+        held(run, name),
+        "{name} {}: the sandbox did not hold, or the check was not made.\n  technique: {}\n  expected:  {}\n  observed:  {}",
+        check["status"],
         check["technique"],
         check["expect"],
         check["summary"]
     );
+}
+
+/// The checks of `run` that did not hold, with what they observed.
+fn failures(run: &Run) -> Vec<String> {
+    run.checks()
+        .iter()
+        .filter(|(name, _)| !held(run, name))
+        .map(|(name, c)| format!("{name} ({}): {}", c["status"], c["summary"]))
+        .collect()
 }
 
 /// What an attempt gave: its result and, for a syscall, the seccomp layer's verdict.
@@ -181,12 +237,13 @@ fn assert_seccomp_stops(run: &Run, name: &str) {
 
 /// One test per check of the probe, named after it: it fails if that check fails.
 /// Checks whose technique seccomp stops also assert that it is seccomp that stops it.
+/// `name @ run` takes the report of `run()` instead of the default task's.
 macro_rules! escape_tests {
-    ($( $name:ident $(=> $layer:ident)? ),* $(,)?) => {
+    ($( $name:ident $(@ $run:ident)? $(=> $layer:ident)? ),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                let Some(run) = default_run() else { return };
+                let Some(run) = escape_tests!(@run $($run)?) else { return };
                 assert_passes(run, stringify!($name));
                 $( escape_tests!(@layer $layer, run, stringify!($name)); )?
             }
@@ -194,6 +251,8 @@ macro_rules! escape_tests {
         /// Every test above, by name.
         const TESTED: &[&str] = &[$(stringify!($name)),*];
     };
+    (@run) => { default_run() };
+    (@run $run:ident) => { $run() };
     (@layer seccomp, $run:ident, $name:expr) => {
         assert_seccomp_stops($run, $name)
     };
@@ -222,6 +281,7 @@ escape_tests! {
     mount_host_disk => seccomp,
     host_pid_visibility,
     ptrace_host_process,
+    pid_mode_task_sibling @ pid_task_run,
     kernel_module_load => seccomp,
     tiocsti => seccomp,
     setuid_escalation,
@@ -305,12 +365,7 @@ fn every_check_passes_for_a_non_root_user() {
     .user(tasksandbox::User::new(1000, 1000))
     .volume(Volume::bind(dir.path(), "/suid"));
     let run = run_task(TaskSandbox::builder(), container);
-    let failed: Vec<String> = run
-        .checks()
-        .iter()
-        .filter(|(_, c)| c["pass"] != Value::Bool(true))
-        .map(|(name, c)| format!("{name}: {}", c["summary"]))
-        .collect();
+    let failed = failures(&run);
     assert!(failed.is_empty(), "as uid 1000: {failed:#?}");
     assert!(run.success);
     let tried = attempts(run.check("setuid_escalation"));
@@ -375,12 +430,7 @@ fn af_packet_raw_socket_without_net_raw() {
 #[test]
 fn sys_ptrace_every_check_still_passes() {
     let Some(run) = ptrace_run() else { return };
-    let failed: Vec<String> = run
-        .checks()
-        .iter()
-        .filter(|(_, c)| c["pass"] != Value::Bool(true))
-        .map(|(name, c)| format!("{name}: {}", c["summary"]))
-        .collect();
+    let failed = failures(run);
     assert!(failed.is_empty(), "with SYS_PTRACE: {failed:#?}");
     assert!(run.success);
 }
@@ -439,6 +489,299 @@ fn sys_ptrace_changes_only_the_ptrace_family() {
         now("capabilities: CapEff"),
         (format!("{:016x}", 0xa804_25fb_u64 | 1 << 19), None)
     );
+}
+
+// --- pid_mode = task: a sibling in view ----------------------------------------------
+
+/// Runs `probe check --siblings` in a `pid_mode = task` task, beside a sibling
+/// container (`sleep`, not essential) that starts first; the probe holds `caps`.
+fn pid_task_check(caps: Capabilities) -> Run {
+    let pid = std::process::id().to_string();
+    let dir = setuid_copy();
+    let container = probe(&[
+        "check",
+        "--json",
+        "--host-pid",
+        &pid,
+        "--setuid",
+        SETUID_PROBE,
+        "--siblings",
+    ])
+    .capabilities(caps)
+    .volume(Volume::bind(dir.path(), "/suid"))
+    .depends_on("sibling", Condition::Start);
+    // The probe comes first: its output is the task's.
+    let builder = TaskSandbox::builder()
+        .pid_mode(PidMode::Task)
+        .container(container)
+        .container(
+            Container::new("sibling")
+                .command(["/bin/sleep", "3600"])
+                .essential(false),
+        );
+    let mut run = run_built(builder);
+    run.siblings = true;
+    run
+}
+
+/// The probe's report in a `pid_mode = task` task with the default capabilities.
+fn pid_task_run() -> Option<&'static Run> {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    can_start_tasks().then(|| RUN.get_or_init(|| pid_task_check(Capabilities::fargate_default())))
+}
+
+/// The same with the `SYS_PTRACE` opt-in.
+fn pid_task_ptrace_run() -> Option<&'static Run> {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    can_start_tasks().then(|| {
+        RUN.get_or_init(|| pid_task_check(Capabilities::fargate_default().with_sys_ptrace()))
+    })
+}
+
+#[test]
+fn pid_mode_task_every_check_passes() {
+    let Some(run) = pid_task_run() else { return };
+    let failed = failures(run);
+    assert!(failed.is_empty(), "pid_mode = task: {failed:#?}");
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.check("pid_mode_task_sibling")["status"], "pass");
+}
+
+#[test]
+fn pid_mode_task_with_sys_ptrace_every_check_passes() {
+    let Some(run) = pid_task_ptrace_run() else {
+        return;
+    };
+    let failed = failures(run);
+    assert!(
+        failed.is_empty(),
+        "pid_mode = task, SYS_PTRACE: {failed:#?}"
+    );
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.check("pid_mode_task_sibling")["status"], "pass");
+}
+
+/// The sibling's pid (in the task's pid namespace) the probe aimed at, and every
+/// attempt of the sibling check.
+fn sibling_attempts(run: &Run) -> (i32, BTreeMap<String, Outcome>) {
+    let tried = attempts(run.check("pid_mode_task_sibling"));
+    let siblings: Vec<i32> = tried
+        .keys()
+        .filter_map(|k| k.strip_prefix("sibling ")?.parse().ok())
+        .collect();
+    assert_eq!(siblings.len(), 1, "one sibling in view: {tried:#?}");
+    assert_eq!(
+        tried[&format!("sibling {}", siblings[0])].0,
+        "sleep",
+        "{tried:#?}"
+    );
+    (siblings[0], tried)
+}
+
+fn result(tried: &BTreeMap<String, Outcome>, what: &str) -> String {
+    tried
+        .get(what)
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| panic!("{what} was not tried: {tried:#?}"))
+}
+
+#[test]
+fn pid_mode_task_sibling_is_reachable_only_with_sys_ptrace() {
+    let (Some(plain), Some(ptrace)) = (pid_task_run(), pid_task_ptrace_run()) else {
+        return;
+    };
+    // Without the opt-in, the probe's own Landlock domain shuts every door.
+    let (pid, tried) = sibling_attempts(plain);
+    assert_eq!(result(&tried, "CAP_SYS_PTRACE"), "not held");
+    assert_eq!(
+        result(&tried, &format!("ptrace(PTRACE_ATTACH, {pid})")),
+        "EPERM"
+    );
+    assert_eq!(
+        result(&tried, &format!("process_vm_readv({pid}, NULL)")),
+        "EPERM"
+    );
+    assert_eq!(
+        result(&tried, &format!("open(/proc/{pid}/environ)")),
+        "EACCES"
+    );
+    assert_eq!(
+        result(&tried, &format!("readlink(/proc/{pid}/root)")),
+        "EACCES"
+    );
+    // The kernel, not seccomp, refuses: the family is allowed by the profile.
+    assert_eq!(
+        plain.check("pid_mode_task_sibling")["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["what"] == format!("ptrace(PTRACE_ATTACH, {pid})"))
+            .unwrap()["seccomp"],
+        "kernel"
+    );
+    // With it: attached (and detached, the sibling running on), its memory read
+    // (address 0: EFAULT), its environment and root opened.
+    let (pid, tried) = sibling_attempts(ptrace);
+    assert_eq!(result(&tried, "CAP_SYS_PTRACE"), "held");
+    assert_eq!(
+        result(&tried, &format!("ptrace(PTRACE_ATTACH, {pid})")),
+        "OK"
+    );
+    assert_eq!(
+        result(&tried, &format!("ptrace(PTRACE_DETACH, {pid})")),
+        "OK"
+    );
+    let state = result(&tried, &format!("state of {pid} after the detach"));
+    assert!(
+        state == "S" || state == "R",
+        "the sibling runs on after the detach: {state}"
+    );
+    assert_eq!(
+        result(&tried, &format!("process_vm_readv({pid}, NULL)")),
+        "EFAULT"
+    );
+    assert_eq!(result(&tried, &format!("open(/proc/{pid}/environ)")), "OK");
+    assert_eq!(result(&tried, &format!("readlink(/proc/{pid}/root)")), "OK");
+    // The task init and the host stay out of reach either way.
+    for run in [plain, ptrace] {
+        let (_, tried) = sibling_attempts(run);
+        // comm is cut at 15 bytes.
+        assert_eq!(result(&tried, "pid 1"), "tasksandbox-ini");
+        assert_eq!(result(&tried, "ptrace(PTRACE_ATTACH, 1)"), "EPERM");
+        assert_eq!(result(&tried, "process_vm_readv(1, NULL)"), "EPERM");
+        assert_eq!(result(&tried, "open(/proc/1/environ)"), "EACCES");
+        assert_eq!(result(&tried, "readlink(/proc/1/root)"), "EACCES");
+        let host = std::process::id();
+        let ptrace_host = attempts(run.check("ptrace_host_process"));
+        assert_eq!(
+            result(&ptrace_host, &format!("ptrace(PTRACE_ATTACH, {host})")),
+            "ESRCH"
+        );
+        assert_eq!(
+            result(&ptrace_host, &format!("process_vm_readv({host}, NULL)")),
+            "ESRCH"
+        );
+    }
+}
+
+#[test]
+fn pid_mode_task_mknod_is_refused_by_the_landlock_domain() {
+    // In a pid_mode = task container without SYS_PTRACE the Landlock domain answers
+    // mknod of a block device before the kernel's own check: EACCES, shown to be an
+    // LSM's by a FIFO made in the same directory.
+    let Some(run) = pid_task_run() else { return };
+    let tried = attempts(run.check("mknod_block_device"));
+    let blocks: Vec<&String> = tried.keys().filter(|k| k.starts_with("mknodat(")).collect();
+    assert!(!blocks.is_empty(), "{tried:#?}");
+    for what in blocks {
+        assert_eq!(tried[what].0, "EACCES", "{what}");
+        let fifo = what
+            .replace("mknodat(", "mknod(")
+            .replace("sda, S_IFBLK, 8:0", "fifo, S_IFIFO");
+        assert_eq!(
+            result(&tried, &fifo),
+            "OK: the EACCES comes from an LSM",
+            "{what}"
+        );
+    }
+    // With the opt-in there is no domain: the kernel's EPERM.
+    let Some(ptrace) = pid_task_ptrace_run() else {
+        return;
+    };
+    for (what, (out, _)) in attempts(ptrace.check("mknod_block_device")) {
+        if what.starts_with("mknodat(") {
+            assert_eq!(out, "EPERM", "{what}");
+        }
+    }
+}
+
+// --- On a bare host ------------------------------------------------------------------
+
+#[test]
+fn probe_syscalls_on_the_bare_host_is_harmless_and_order_free() {
+    // Run without a sandbox (as root here): the calls that succeed there (`unshare`)
+    // run in a child, so the ones after them answer as the host would: sethostname
+    // with an over-long name is EINVAL for the host's root, not the EPERM of a new
+    // user namespace the probe would otherwise have moved into. ptrace aims at a pid
+    // that does not exist.
+    if !can_start_tasks() {
+        return;
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = std::process::Command::new(example("probe"))
+        .arg("syscalls")
+        .output()
+        .expect("run the probe on the host");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(results.get("unshare_user"), Some(&"OK"), "{stdout}");
+    assert_eq!(results.get("unshare_mount"), Some(&"OK"), "{stdout}");
+    assert_eq!(results.get("sethostname"), Some(&"EINVAL"), "{stdout}");
+    assert_eq!(
+        results.get("ptrace_attach_absent"),
+        Some(&"ESRCH"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        hostname
+    );
+}
+
+// --- Skips -----------------------------------------------------------------------------
+
+#[test]
+fn a_skip_is_shown_in_the_text_and_the_json_and_is_no_failure() {
+    if !can_start_tasks() {
+        return;
+    }
+    let out = output(TaskSandbox::builder().container(probe(&[
+        "check",
+        "--only",
+        "pid_mode_task_sibling,no_new_privs",
+    ])));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SKIP pid_mode_task_sibling") && l.contains("skipped: ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 checks: 1 passed, 0 failed, 1 skipped"),
+        "{text}"
+    );
+    let Some(run) = default_run() else { return };
+    let skipped = run
+        .checks()
+        .values()
+        .filter(|c| c["status"] == "skip")
+        .count();
+    assert_eq!(run.json["skipped"], skipped);
+    let sibling = run.check("pid_mode_task_sibling");
+    assert_eq!(sibling["pass"], Value::Bool(false));
+    assert!(sibling["skipped"].is_string(), "{sibling}");
+}
+
+#[test]
+fn paths_the_task_lacks_are_absent_on_the_host_too() {
+    // "absent (not checked)" is only believed where the host has no such path either:
+    // the task runs on the host's kernel.
+    let Some(run) = default_run() else { return };
+    let mut absent = 0;
+    for name in ["masked_paths", "read_only_paths"] {
+        for (what, (out, _)) in attempts(run.check(name)) {
+            if out.starts_with("absent") {
+                absent += 1;
+                assert!(
+                    !std::path::Path::new(&what).exists(),
+                    "{name}: {what} is absent in the task but present on the host"
+                );
+            }
+        }
+    }
+    eprintln!("{absent} masked or read-only paths absent from this kernel");
 }
 
 // --- The syscall sweep ----------------------------------------------------------------
@@ -539,13 +882,25 @@ fn seccomp_sweep_matches_docker_default() {
         assert!(docker_eperm.contains(name), "{name}");
     }
     // What the crate adds to Docker: every x32 number EPERM, unassigned numbers ENOSYS.
-    for call in sweep["calls"].as_array().expect("calls") {
+    let calls = sweep["calls"].as_array().expect("calls");
+    for call in calls {
         if call["x32"] == Value::Bool(true) {
             assert_eq!(call["verdict"], "EPERM", "{call}");
         } else if call["name"].is_null() {
             assert_eq!(call["verdict"], "ENOSYS", "{call}");
         }
     }
+    // The sweep covers the whole x32 table (0..=547 with bit 30), every native
+    // number up to 1023 but the two seccomp never sees, and numbers far above.
+    let swept: BTreeSet<i64> = calls.iter().filter_map(|c| c["nr"].as_i64()).collect();
+    let x32: BTreeSet<i64> = (0..=547).map(|n| 0x4000_0000 | n).collect();
+    assert!(x32.is_subset(&swept), "every x32 number is swept");
+    let native: BTreeSet<i64> = (0..=1023).filter(|n| ![335, 336].contains(n)).collect();
+    assert!(native.is_subset(&swept), "every native number up to 1023");
+    for far in [0x0001_0000i64, 0x3fff_ffff, 0x8000_0000, 0xbfff_ffff] {
+        assert!(swept.contains(&far), "{far:#x} is swept");
+    }
+    assert_eq!(swept.len(), x32.len() + native.len() + 4);
 }
 
 #[cfg(feature = "policy")]
