@@ -27,6 +27,23 @@ fn pids_running(argv: &[&str]) -> Vec<i32> {
         .collect()
 }
 
+/// The task cgroups launcher `pid` made under the default parent, in every hierarchy
+/// (cgroup v1 controllers, or the v2 root).
+fn cgroups_of(pid: i32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{pid}-");
+    let roots = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")]);
+    roots
+        .filter_map(|root| std::fs::read_dir(root.join("tasksandbox")).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
 fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -75,6 +92,7 @@ fn killing_the_launcher_kills_the_whole_task() {
         .collect();
     assert_eq!(inits.len(), 1, "one task init: {inits:?}");
     assert!(pids_running(&[runner_s, "--", "/bin/sh", "-c", script]).len() == 1);
+    assert!(!cgroups_of(launcher_pid).is_empty(), "the task's cgroups");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(launcher_pid),
@@ -96,6 +114,8 @@ fn killing_the_launcher_kills_the_whole_task() {
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"fine\n");
+    // That start swept the cgroups the dead launcher left.
+    assert_eq!(cgroups_of(launcher_pid), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]

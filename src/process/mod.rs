@@ -169,7 +169,9 @@ pub(crate) fn start(
     inner: &Arc<Inner>,
     first_stdio: Option<[Stdio; 3]>,
 ) -> Result<RunningTask, Error> {
-    // 1. The cgroups, with every limit written before any process is in them.
+    // 1. The cgroups, with every limit written before any process is in them; first,
+    //    what launchers that died left under the same parent goes.
+    crate::cgroup::sweep_before_start(&inner.cgroup_parent);
     let (cgroups, not_applied) = create_cgroups(inner)?;
     let init_cgroup = cgroups.init.as_ref().unwrap_or(&cgroups.task);
 
