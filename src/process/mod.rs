@@ -9,6 +9,7 @@
 
 mod child;
 mod exec;
+pub(crate) mod failpoint;
 mod init;
 pub(crate) mod plan;
 mod supervise;
@@ -23,6 +24,7 @@ use nix::fcntl::OFlag;
 pub use supervise::{ExitStatus, Output, RunningTask};
 
 use self::child::{ExecArgs, Failure};
+use self::failpoint::{hit, Failpoint};
 use self::supervise::{Control, Shared};
 use crate::cgroup::{CgroupLimits, CgroupVersion, Join, TaskCgroup};
 use crate::container::Stdio;
@@ -171,8 +173,10 @@ pub(crate) fn start(
 ) -> Result<RunningTask, Error> {
     // 1. The cgroups, with every limit written before any process is in them; first,
     //    what launchers that died left under the same parent goes.
+    failpoint::arm();
     crate::cgroup::sweep_before_start(&inner.cgroup_parent);
     let (cgroups, not_applied) = create_cgroups(inner)?;
+    hit(Failpoint::CgroupsMade);
     let init_cgroup = cgroups.init.as_ref().unwrap_or(&cgroups.task);
 
     // 2. The control socket, a pipe to release init, a close-on-exec pipe to hear its
@@ -244,6 +248,7 @@ pub(crate) fn start(
         }
         Err(errno) => return Err(Error::host("clone the task init", errno)),
     };
+    hit(Failpoint::InitCloned);
     let mut guard = KillOnDrop {
         pidfd: &pidfd,
         armed: true,
@@ -258,6 +263,7 @@ pub(crate) fn start(
     if by_pid {
         init_cgroup.add_process(pid)?;
     }
+    hit(Failpoint::IdMapsWritten);
     sys::write_all(sync_write.as_raw_fd(), &[1])
         .map_err(|e| Error::host("release the task init", e))?;
     drop(sync_write);
@@ -271,6 +277,7 @@ pub(crate) fn start(
     }
     guard.armed = false;
     drop(guard);
+    hit(Failpoint::InitReady);
 
     // 7. The running task, then its first containers; a failure here drops the task,
     //    which kills init (and so everything) and removes the cgroups.
