@@ -16,6 +16,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::*;
@@ -693,6 +694,242 @@ fn pid_mode_task_mknod_is_refused_by_the_landlock_domain() {
             assert_eq!(out, "EPERM", "{what}");
         }
     }
+}
+
+// --- A static probe in an empty root ----------------------------------------------
+
+/// The probe linked statically (`-C target-feature=+crt-static`), built once into
+/// `target/static` as the README says, without the crate's default features (the
+/// probe needs none of them).
+#[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+fn static_probe() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("target dir")
+                .join("static");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let started = std::time::Instant::now();
+            let out = std::process::Command::new(cargo)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .args([
+                    "build",
+                    "--example",
+                    "probe",
+                    "--no-default-features",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                    "--target-dir",
+                ])
+                .arg(&target)
+                .output()
+                .expect("run cargo");
+            assert!(
+                out.status.success(),
+                "building the static probe: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!(
+                "note: the static probe was built (or found up to date) in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            target.join("x86_64-unknown-linux-gnu/debug/examples/probe")
+        })
+        .clone()
+}
+
+/// Whether the ELF file at `path` asks for a program interpreter (a dynamic loader):
+/// a `PT_INTERP` program header.
+fn has_interpreter(path: &std::path::Path) -> bool {
+    let elf = std::fs::read(path).expect("read the ELF file");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..5], b"\x7fELF\x02", "a 64-bit ELF file");
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+    })
+}
+
+#[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+#[test]
+fn a_static_probe_in_a_root_of_nothing_but_itself_passes_every_check() {
+    // Nothing of the host's files in the task: no libc, no loader, no /usr. The probe
+    // and its setuid copy are the only files; every check must still hold.
+    if !can_start_tasks() {
+        return;
+    }
+    let probe = static_probe();
+    assert!(!has_interpreter(&probe), "{} is static", probe.display());
+    assert!(has_interpreter(&example("probe")), "the usual build is not");
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::copy(&probe, root.path().join("probe")).expect("copy the probe");
+    std::fs::create_dir(root.path().join("suid")).unwrap();
+    let suid = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::set_permissions(suid.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = suid.path().join("probe-setuid");
+    std::fs::copy(&probe, &copy).expect("copy the probe");
+    std::os::unix::fs::chown(&copy, Some(TASK_ROOT_ON_HOST), Some(TASK_ROOT_ON_HOST)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let pid = std::process::id().to_string();
+    let container = Container::new("static")
+        .rootfs(root.path())
+        .volume(Volume::bind(suid.path(), "/suid"))
+        .command([
+            "/probe",
+            "check",
+            "--json",
+            "--host-pid",
+            &pid,
+            "--setuid",
+            SETUID_PROBE,
+        ]);
+    let run = run_task(TaskSandbox::builder(), container);
+    let failed = failures(&run);
+    assert!(failed.is_empty(), "static probe, empty root: {failed:#?}");
+    assert!(run.success);
+    // The root held the probe and the mount points the sandbox made, nothing else.
+    let mut entries: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["dev", "probe", "proc", "suid", "sys"]);
+    // The setuid copy really ran (no other setuid program exists in this root).
+    let tried = attempts(run.check("setuid_escalation"));
+    let setuid = tried
+        .iter()
+        .find(|(what, _)| what.starts_with(&format!("exec {SETUID_PROBE}")))
+        .map(|(_, (result, _))| result.as_str());
+    assert_eq!(setuid, Some("euid 65534"), "{tried:?}");
+}
+
+// --- The README's quoted output ----------------------------------------------------
+
+/// The checks whose detail depends on what the host's kernel has (the OCI paths it
+/// lacks, its sysfs files, a setuid program of its own): their lines are compared by
+/// status, name and row only. Everything else must read as the README quotes it.
+const HOST_DEPENDENT: [&str; 7] = [
+    "masked_paths",
+    "read_only_paths",
+    "proc_sysrq_trigger",
+    "core_pattern",
+    "sysfs_read_only",
+    "setuid_escalation",
+    "namespaces",
+];
+
+/// The first fenced block after the line of `readme` containing `marker`.
+fn quoted_after<'a>(readme: &'a str, marker: &str) -> Vec<&'a str> {
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("the README has no {marker:?}"));
+    let rest = &readme[start..];
+    let open = rest.find("```text\n").expect("a text block") + "```text\n".len();
+    let body = &rest[open..];
+    let close = body.find("```").expect("the block's end");
+    body[..close].lines().collect()
+}
+
+/// `line` with the digits following each of `prefixes` replaced by `PID`.
+fn without_pid(line: &str, pid: &str) -> String {
+    line.replace(&format!("({pid}"), "(PID")
+        .replace(&format!(" {pid})"), " PID)")
+        .replace(&format!(" {pid},"), " PID,")
+}
+
+#[test]
+fn the_readme_quotes_what_the_probe_prints() {
+    if !can_start_tasks() {
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    // The README's command, as written, from the crate's directory, with this test
+    // process standing in for the shell.
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("target/debug/examples/run ") && l.contains("/probe check"))
+        .expect("the README's probe command");
+    let me = std::process::id().to_string();
+    let args: Vec<String> = command
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            a.replace("$PWD", env!("CARGO_MANIFEST_DIR"))
+                .replace("$$", &me)
+        })
+        .collect();
+    let out = std::process::Command::new(example("run"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&args)
+        .output()
+        .expect("run the README's command");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{command}: {}\n{printed}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quoted = quoted_after(&readme, "Its output for a default task");
+    // The README's pid is whatever its kill(<pid>, 0) line says.
+    let readme_pid: String = quoted
+        .iter()
+        .find_map(|l| l.split("kill(").nth(1))
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .expect("a kill(<pid>, 0) line");
+    let ours: Vec<String> = printed.lines().map(|l| without_pid(l, &me)).collect();
+    let theirs: Vec<String> = quoted.iter().map(|l| without_pid(l, &readme_pid)).collect();
+    assert_eq!(ours.len(), theirs.len(), "line count:\n{printed}");
+    let head = |l: &str| -> (String, String, String) {
+        let mut parts = l.split_whitespace();
+        let status = parts.next().unwrap_or("").to_string();
+        let name = parts.next().unwrap_or("").to_string();
+        let row = parts.next().unwrap_or("").to_string();
+        (status, name, row)
+    };
+    for (ours, theirs) in ours.iter().zip(&theirs) {
+        let (a, b) = (head(ours), head(theirs));
+        if ours.contains(" checks: ") {
+            // The summary: the same number of checks, none failed.
+            assert_eq!(a.0, b.0, "the number of checks");
+            assert!(ours.contains(" 0 failed") && theirs.contains(" 0 failed"));
+        } else if HOST_DEPENDENT.contains(&a.1.as_str()) {
+            assert_eq!(
+                (&a.1, &a.2),
+                (&b.1, &b.2),
+                "{ours}\nvs the README's\n{theirs}"
+            );
+            let ok = |s: &str| s == "PASS" || (a.1 == "proc_sysrq_trigger" && s == "SKIP");
+            assert!(ok(&a.0) && ok(&b.0), "{ours}\n{theirs}");
+        } else {
+            assert_eq!(ours, theirs, "the README quotes another output");
+        }
+    }
+    // The sweep's summary, below it, is what `probe sweep` prints.
+    let out = std::process::Command::new(example("run"))
+        .args([
+            "--volume",
+            &format!("{}:/probe", example("probe").display()),
+            "--",
+            "/probe",
+            "sweep",
+        ])
+        .output()
+        .expect("run the sweep");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let quoted = quoted_after(&readme, "For a default task:");
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        quoted,
+        "the README's sweep output"
+    );
 }
 
 // --- On a bare host ------------------------------------------------------------------

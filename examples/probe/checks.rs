@@ -1862,15 +1862,37 @@ fn tiocsti(_ctx: &Ctx) -> Check {
     c
 }
 
-/// Runs `path --version` as `uid` with `LD_SHOW_AUXV=1` and returns the `AT_EUID` the
-/// dynamic loader printed, or `None` when it printed none (secure-execution mode, which
-/// the loader enters when the exec changed the effective uid).
-fn exec_setuid(path: &Path, uid: u32) -> Result<Option<u32>, String> {
+/// How the euid a setuid program runs with is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AskEuid {
+    /// A copy of this probe (`--setuid`): run as `PATH ids`, it prints its own ids.
+    Probe,
+    /// Another program: run as `PATH --version` with `LD_SHOW_AUXV=1`, its dynamic
+    /// loader prints `AT_EUID`, or nothing in secure-execution mode (which it enters
+    /// when the exec changed the effective uid).
+    Auxv,
+}
+
+/// Runs the setuid program `path` as `uid` and returns the euid it ran with, or
+/// `None` when the loader would not say (secure-execution mode: the euid changed).
+fn exec_setuid(path: &Path, uid: u32, ask: AskEuid) -> Result<Option<u32>, String> {
     let prog = sys::cpath(path);
-    let arg = cs("--version");
+    let arg = cs(if ask == AskEuid::Probe {
+        "ids"
+    } else {
+        "--version"
+    });
     let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
-    let env = [cs("LD_SHOW_AUXV=1"), cs("PATH=/usr/bin:/bin")];
-    let envp = [env[0].as_ptr(), env[1].as_ptr(), std::ptr::null()];
+    let env = [cs("PATH=/usr/bin:/bin"), cs("LD_SHOW_AUXV=1")];
+    let envp = [
+        env[0].as_ptr(),
+        if ask == AskEuid::Auxv {
+            env[1].as_ptr()
+        } else {
+            std::ptr::null()
+        },
+        std::ptr::null(),
+    ];
     let mut fds = [0; 2];
     // SAFETY: a live two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -1943,10 +1965,25 @@ fn exec_setuid(path: &Path, uid: u32) -> Result<Option<u32>, String> {
         ));
     }
     let text = String::from_utf8_lossy(&out);
-    Ok(text.lines().find_map(|l| {
-        l.strip_prefix("AT_EUID:")
-            .and_then(|v| v.trim().parse().ok())
-    }))
+    match ask {
+        AskEuid::Auxv => Ok(text.lines().find_map(|l| {
+            l.strip_prefix("AT_EUID:")
+                .and_then(|v| v.trim().parse().ok())
+        })),
+        // `uid R E S` from the copy's own getresuid.
+        AskEuid::Probe => text
+            .lines()
+            .find_map(|l| {
+                let ids: Vec<u32> = l
+                    .strip_prefix("uid ")?
+                    .split(' ')
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                ids.get(1).copied()
+            })
+            .map(Some)
+            .ok_or_else(|| format!("no ids printed: {}", text.trim())),
+    }
 }
 
 fn setuid_escalation(ctx: &Ctx) -> Check {
@@ -1960,12 +1997,17 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
     c.fact("NoNewPrivs", nnp.clone());
     let mut pass = nnp == "1";
     let is_setuid = |p: &Path| sys::stat(p).is_some_and(|st| st.st_mode & libc::S_ISUID != 0);
-    let mut candidates: Vec<PathBuf> = ctx.setuid.clone();
+    let mut candidates: Vec<(PathBuf, AskEuid)> = ctx
+        .setuid
+        .iter()
+        .map(|p| (p.clone(), AskEuid::Probe))
+        .collect();
     candidates.extend(
         SETUID_CANDIDATES
             .iter()
             .map(PathBuf::from)
-            .find(|p| is_setuid(p)),
+            .find(|p| is_setuid(p))
+            .map(|p| (p, AskEuid::Auxv)),
     );
     let overflow: u32 = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
         .ok()
@@ -1973,7 +2015,7 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
         .unwrap_or(65534);
     let me = nix::unistd::geteuid().as_raw();
     let mut tried = 0;
-    for path in candidates {
+    for (path, ask) in candidates {
         let Some(st) = sys::stat(&path).filter(|st| st.st_mode & libc::S_ISUID != 0) else {
             c.fact(format!("exec {}", path.display()), "not a setuid file");
             continue;
@@ -1998,7 +2040,7 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
             path.display(),
             if nosuid { ", nosuid mount" } else { "" }
         );
-        match exec_setuid(&path, uid) {
+        match exec_setuid(&path, uid, ask) {
             Ok(Some(euid)) => {
                 pass &= euid == uid;
                 c.fact(what, format!("euid {euid}"));
@@ -2007,7 +2049,11 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
                 pass = false;
                 c.fact(what, "secure-execution mode: the exec changed the euid");
             }
-            Err(e) => c.fact(what, e),
+            // Nothing was observed: no pass can rest on it.
+            Err(e) => {
+                pass = false;
+                c.fact(what, e);
+            }
         }
     }
     if tried == 0 {

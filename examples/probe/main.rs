@@ -1,18 +1,21 @@
 //! Looks at its own confinement from inside a task, and tries every known escape.
 //!
 //! ```text
-//! probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]...
+//! probe check [--json] [--host-pid PID]... [--setuid COPY]... [--allow-fd N]...
 //!             [--siblings | --sibling-pid PID...] [--only NAME,...]
 //!                     the confinement and every escape of the table; exits 1 if any check
 //!                     fails. A check that finds nothing to try here (a file this kernel
 //!                     lacks, no sibling named) is SKIP: shown and counted, not a failure.
 //!                     --siblings aims the ptrace family at every other process in view
 //!                     but pid 1 (in a task with pid_mode = task), attaching and detaching
-//!                     at once; it is refused in the host's pid namespace
+//!                     at once; it is refused in the host's pid namespace. --setuid names
+//!                     a setuid copy of the probe, run as another uid (`COPY ids`)
 //! probe sweep [--json] [--all]
 //!                     every syscall number through the seccomp oracle, compared with Docker's;
 //!                     exits 1 if something Docker refuses is allowed
 //! probe syscalls      try each refused syscall harmlessly; print `NAME ERRNO` per line
+//! probe ids           print `uid REAL EFFECTIVE SAVED` and `gid ...` (what a setuid
+//!                     copy of the probe runs with: `check --setuid` execs it so)
 //! probe fds           list open descriptors
 //! probe fork N        fork up to N sleeping children; print `forked K ERRNO`
 //! probe forkbomb      every process forks until the pids limit; the first prints `EAGAIN K`
@@ -441,6 +444,17 @@ fn main() -> ExitCode {
                 println!("{name} {result}");
             }
         }
+        ["ids"] => {
+            let (mut r, mut e, mut s) = (0, 0, 0);
+            let (mut rg, mut eg, mut sg) = (0, 0, 0);
+            // SAFETY: live out-pointers for the three ids each.
+            unsafe {
+                libc::getresuid(&mut r, &mut e, &mut s);
+                libc::getresgid(&mut rg, &mut eg, &mut sg);
+            }
+            println!("uid {r} {e} {s}");
+            println!("gid {rg} {eg} {sg}");
+        }
         ["fds"] => match list_fds() {
             Ok(fds) => fds.iter().for_each(|l| println!("{l}")),
             Err(e) => {
@@ -485,7 +499,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--siblings | --sibling-pid PID...] [--only NAMES]\n       probe sweep [--json] [--all]\n       probe syscalls | fds | fork N | forkbomb | alloc MIB | spin THREADS | openfiles N | segv"
+                "usage: probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--siblings | --sibling-pid PID...] [--only NAMES]\n       probe sweep [--json] [--all]\n       probe syscalls | ids | fds | fork N | forkbomb | alloc MIB | spin THREADS | openfiles N | segv"
             );
             return ExitCode::from(2);
         }
