@@ -934,17 +934,41 @@ fn the_readme_quotes_what_the_probe_prints() {
 
 // --- On a bare host ------------------------------------------------------------------
 
+/// What the probe could leave on a bare host if an attempt were not harmless: entries
+/// named after its paths in the directories it makes nodes in, and mounts on them.
+fn probe_traces() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in ["/", "/tmp", "/dev/shm", "/var/tmp", "/run", "/root"] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("nonexistent-probe") || name.starts_with("probe-") {
+                found.push(entry.path().display().to_string());
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains("nonexistent-probe") || l.contains("/probe-"))
+            .map(str::to_string),
+    );
+    found
+}
+
 #[test]
-fn probe_syscalls_on_the_bare_host_is_harmless_and_order_free() {
-    // Run without a sandbox (as root here): the calls that succeed there (`unshare`)
-    // run in a child, so the ones after them answer as the host would: sethostname
-    // with an over-long name is EINVAL for the host's root, not the EPERM of a new
-    // user namespace the probe would otherwise have moved into. ptrace aims at a pid
-    // that does not exist.
+fn the_probe_on_the_bare_host_is_harmless_and_order_free() {
+    // Run without a sandbox (as root here), every attempt must fail harmlessly or
+    // undo itself: no node, directory or mount is left, the hostname is the same.
+    // The calls that succeed there (`unshare`) run in a child, so the ones after them
+    // answer as the host would: sethostname with an over-long name is EINVAL for the
+    // host's root, not the EPERM of a new user namespace the probe would otherwise
+    // have moved into. ptrace aims at a pid that does not exist.
     if !can_start_tasks() {
         return;
     }
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let before = probe_traces();
     let out = std::process::Command::new(example("probe"))
         .arg("syscalls")
         .output()
@@ -960,10 +984,51 @@ fn probe_syscalls_on_the_bare_host_is_harmless_and_order_free() {
         Some(&"ESRCH"),
         "{stdout}"
     );
+    // The block node is aimed inside a directory that does not exist.
+    assert_eq!(results.get("mknod_block"), Some(&"ENOENT"), "{stdout}");
+    assert_eq!(probe_traces(), before, "probe syscalls left something");
+    // The whole check, on the bare host, fails (or skips) everything and leaves
+    // nothing either.
+    let out = std::process::Command::new(example("probe"))
+        .args(["check", "--json"])
+        .output()
+        .expect("run the probe on the host");
+    assert!(!out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        json["passed"], 0,
+        "no check passes without a sandbox: {json:#}"
+    );
+    assert_eq!(probe_traces(), before, "probe check left something");
     assert_eq!(
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
         hostname
     );
+}
+
+#[test]
+fn the_probe_makes_no_attempt_when_its_missing_path_exists() {
+    // Its harmless mounts are aimed at /nonexistent-probe-dir on the grounds that it
+    // does not exist; were it a directory, a mount on a bare host would succeed. The
+    // task's root is its own: the directory is made there, not on the host.
+    if !can_start_tasks() {
+        return;
+    }
+    let out = output(
+        TaskSandbox::builder().container(
+            Container::new("sh")
+                .command([
+                    "/bin/sh",
+                    "-c",
+                    "mkdir /nonexistent-probe-dir && /probe syscalls; echo rc=$?",
+                ])
+                .volume(Volume::bind(example("probe"), "/probe")),
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "rc=2", "{stdout}{stderr}");
+    assert!(stderr.contains("/nonexistent-probe-dir exists"), "{stderr}");
 }
 
 // --- Skips -----------------------------------------------------------------------------

@@ -7,8 +7,24 @@ use std::path::Path;
 use nix::errno::Errno;
 
 /// A directory that does not exist: a mount, chroot or umount aimed at it fails with
-/// `ENOENT` when the call is allowed to reach the kernel.
+/// `ENOENT` when the call is allowed to reach the kernel. The probe refuses to run
+/// attempts when it exists ([`missing_is_missing`]).
 pub const MISSING: &CStr = c"/nonexistent-probe-dir";
+
+/// A path inside [`MISSING`]: a call that would create it (`mknod`) fails with
+/// `ENOENT`, as its parent does not exist, where creating `MISSING` itself would
+/// succeed on a bare host.
+pub const MISSING_CHILD: &CStr = c"/nonexistent-probe-dir/node";
+
+/// Whether [`MISSING`] really does not exist. Were it there (a directory someone
+/// made), a mount aimed at it on a bare host would succeed, so the probe makes no
+/// attempt then.
+pub fn missing_is_missing() -> bool {
+    matches!(
+        lstat_errno(Path::new(MISSING.to_str().unwrap_or("/"))),
+        Err(libc::ENOENT)
+    )
+}
 
 /// The result of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
