@@ -174,18 +174,7 @@ fn syscalls() -> Vec<(&'static str, String)> {
             in_child(libc::SYS_personality, &[0x0040_0000]),
         ),
         ("chroot", in_child(libc::SYS_chroot, &[missing])),
-        (
-            "mknod_block",
-            call(
-                libc::SYS_mknodat,
-                &[
-                    libc::AT_FDCWD as u64,
-                    sys::MISSING_CHILD.as_ptr() as u64,
-                    u64::from(libc::S_IFBLK | 0o600),
-                    0x0801,
-                ],
-            ),
-        ),
+        ("mknod_block", mknod_block()),
         ("sethostname", call(libc::SYS_sethostname, &[0, 100_000])),
     ]
     .into_iter()
@@ -202,6 +191,36 @@ fn syscalls() -> Vec<(&'static str, String)> {
     out.push(("ptrace_attach_absent", ptrace_attach));
     out.sort_by_key(|(name, _)| *name);
     out
+}
+
+/// `mknodat(sda, S_IFBLK, 8:1)` in a fresh directory of the probe's own, which is
+/// removed again (with the node, if a bare host let it be made).
+fn mknod_block() -> sys::Outcome {
+    for dir in ["/dev/shm", "/tmp"] {
+        let mut template = format!("{dir}/probe-XXXXXX\0").into_bytes();
+        // SAFETY: a writable NUL-terminated template mkdtemp fills in.
+        if unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) }.is_null() {
+            continue;
+        }
+        template.pop();
+        let tmp = std::path::PathBuf::from(String::from_utf8_lossy(&template).into_owned());
+        let node = sys::cpath(&tmp.join("sda"));
+        let out = sys::syscall(
+            libc::SYS_mknodat,
+            [
+                libc::AT_FDCWD as u64,
+                node.as_ptr() as u64,
+                u64::from(libc::S_IFBLK | 0o600),
+                libc::makedev(8, 1),
+                0,
+                0,
+            ],
+        );
+        let _ = std::fs::remove_file(tmp.join("sda"));
+        let _ = std::fs::remove_dir(&tmp);
+        return out;
+    }
+    sys::Outcome::Err(libc::EROFS)
 }
 
 fn list_fds() -> Result<Vec<String>, std::io::Error> {

@@ -11,11 +11,6 @@ use nix::errno::Errno;
 /// attempts when it exists ([`missing_is_missing`]).
 pub const MISSING: &CStr = c"/nonexistent-probe-dir";
 
-/// A path inside [`MISSING`]: a call that would create it (`mknod`) fails with
-/// `ENOENT`, as its parent does not exist, where creating `MISSING` itself would
-/// succeed on a bare host.
-pub const MISSING_CHILD: &CStr = c"/nonexistent-probe-dir/node";
-
 /// Whether [`MISSING`] really does not exist. Were it there (a directory someone
 /// made), a mount aimed at it on a bare host would succeed, so the probe makes no
 /// attempt then.

@@ -202,10 +202,38 @@ pub(crate) fn lock_down(plan: &ChildPlan) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Execs the plan's program, trying each resolved path as execvp does.
+/// The launcher's own executable (device, inode), noted by the launcher before it
+/// forks (see [`note_launcher_exe`]).
+static LAUNCHER_EXE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Notes which file the launcher runs. Its children are copies of it that have not
+/// exec'd yet, so their `/proc/self/exe` is that file: an image that points its
+/// program at `/proc/self/exe` (CVE-2019-5736's first move) would have the child
+/// exec the launcher's own binary inside the container. Launcher side only.
+pub(crate) fn note_launcher_exe() {
+    use std::os::unix::fs::MetadataExt;
+    LAUNCHER_EXE
+        .get_or_init(|| std::fs::metadata("/proc/self/exe").map_or((0, 0), |m| (m.dev(), m.ino())));
+}
+
+/// Whether `path` (symlinks followed) is the launcher's executable. A path that
+/// cannot be looked at is not: `execve` then answers for it.
+fn is_launcher_exe(path: &std::ffi::CStr) -> bool {
+    match (LAUNCHER_EXE.get(), sys::stat(path)) {
+        (Some(&(dev, ino)), Ok(st)) => ino != 0 && st.st_dev == dev && st.st_ino == ino,
+        _ => false,
+    }
+}
+
+/// Execs the plan's program, trying each resolved path as execvp does. A path that
+/// leads to the launcher's own executable is refused (`EACCES`): the launcher's binary
+/// never runs inside a container.
 pub(crate) fn exec_plan(plan: &ChildPlan, exec: &ExecArgs) -> Result<Infallible, Failure> {
     let mut errno = Errno::ENOENT;
     for path in &plan.exec_candidates {
+        if is_launcher_exe(path) {
+            return Err(Errno::EACCES).at(Step::Exec);
+        }
         match sys::execve(path, exec.argv, exec.envp) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => errno = Errno::EACCES,

@@ -174,6 +174,7 @@ pub(crate) fn start(
     // 1. The cgroups, with every limit written before any process is in them; first,
     //    what launchers that died left under the same parent goes.
     failpoint::arm();
+    child::note_launcher_exe();
     crate::cgroup::sweep_before_start(&inner.cgroup_parent);
     let (cgroups, not_applied) = create_cgroups(inner)?;
     hit(Failpoint::CgroupsMade);
