@@ -172,6 +172,34 @@ pub(crate) fn stat(path: &CStr) -> SysResult<libc::stat> {
     Ok(st)
 }
 
+/// `openat2(2)` of `path` as an `O_PATH` descriptor, refusing to resolve it through a
+/// `/proc` magic link (`RESOLVE_NO_MAGICLINKS`: `ELOOP` then). The caller closes it.
+pub(crate) fn open_path_no_magiclinks(path: &CStr) -> SysResult<RawFd> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: path is NUL-terminated; how is a valid open_how of the size passed.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
 /// `fstat(2)`.
 pub(crate) fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     // SAFETY: stat is plain old data; all-zero is a valid value.

@@ -289,6 +289,20 @@ fn an_image_program_that_leads_to_proc_self_exe_is_refused() {
         .build()
         .unwrap();
     assert_launcher_refused("/proc/self/exe", direct.output());
+    // The launcher's binary bound in on purpose is the caller's choice, and runs.
+    let me = std::env::current_exe().unwrap();
+    let bound = TaskSandbox::builder()
+        .container(
+            Container::new("bound")
+                .volume(Volume::bind(&me, "/self"))
+                .command(["/self", "--list"]),
+        )
+        .build()
+        .unwrap()
+        .output()
+        .expect("a bound launcher binary runs");
+    assert!(bound.status.success(), "{}", bound.status);
+    assert!(String::from_utf8_lossy(&bound.stdout).contains("proc_self_exe"));
     // Nor through an exec into a running container.
     let mut task = TaskSandbox::builder()
         .container(Container::new("app").command(["/bin/sleep", "60"]))

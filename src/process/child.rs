@@ -216,22 +216,38 @@ pub(crate) fn note_launcher_exe() {
         .get_or_init(|| std::fs::metadata("/proc/self/exe").map_or((0, 0), |m| (m.dev(), m.ino())));
 }
 
-/// Whether `path` (symlinks followed) is the launcher's executable. A path that
-/// cannot be looked at is not: `execve` then answers for it.
-fn is_launcher_exe(path: &std::ffi::CStr) -> bool {
-    match (LAUNCHER_EXE.get(), sys::stat(path)) {
+/// Whether `path` reaches the launcher's executable through a `/proc` magic link
+/// (`/proc/self/exe`, `/proc/<pid>/exe`, `/proc/self/fd/<n>`), which is how an image
+/// gets at a file it was never given. The launcher's binary bound in on purpose (a
+/// volume: the `sidecar` example runs itself so) is reached without one. A path that
+/// cannot be looked at is not: `execve` then answers for it. Where the kernel has no
+/// `openat2` (before 5.6), any path to the launcher's executable counts.
+fn leads_to_launcher_exe(path: &std::ffi::CStr) -> bool {
+    let is_launcher = match (LAUNCHER_EXE.get(), sys::stat(path)) {
         (Some(&(dev, ino)), Ok(st)) => ino != 0 && st.st_dev == dev && st.st_ino == ino,
         _ => false,
+    };
+    if !is_launcher {
+        return false;
+    }
+    match sys::open_path_no_magiclinks(path) {
+        Ok(fd) => {
+            sys::close(fd);
+            false
+        }
+        Err(Errno::ELOOP | Errno::ENOSYS) => true,
+        Err(_) => false,
     }
 }
 
 /// Execs the plan's program, trying each resolved path as execvp does. A path that
-/// leads to the launcher's own executable is refused (`EACCES`): the launcher's binary
-/// never runs inside a container.
+/// leads to the launcher's own executable through a `/proc` magic link is refused
+/// (`EACCES`): the launcher's binary never runs inside a container unless it was
+/// bound there.
 pub(crate) fn exec_plan(plan: &ChildPlan, exec: &ExecArgs) -> Result<Infallible, Failure> {
     let mut errno = Errno::ENOENT;
     for path in &plan.exec_candidates {
-        if is_launcher_exe(path) {
+        if leads_to_launcher_exe(path) {
             return Err(Errno::EACCES).at(Step::Exec);
         }
         match sys::execve(path, exec.argv, exec.envp) {
