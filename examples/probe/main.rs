@@ -30,7 +30,13 @@
 //! flag combination): the errno itself says whether the sandbox stopped it. It is safe
 //! to run on a bare host, where most checks fail.
 //!
-//! Once built it needs nothing of the host's files but libc.
+//! Built as usual it needs the host's libc and loader; built statically it needs
+//! nothing of the host's files at all:
+//!
+//! ```text
+//! RUSTFLAGS="-C target-feature=+crt-static" cargo build --example probe \
+//!     --no-default-features --target x86_64-unknown-linux-gnu --target-dir target/static
+//! ```
 
 mod checks;
 mod oracle;
