@@ -21,7 +21,9 @@ mod sys;
 pub mod task;
 
 pub use capabilities::{Capabilities, Capability, CapabilityError};
-pub use cgroup::{CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit};
+pub use cgroup::{
+    sweep_stale, CgroupError, CgroupLimits, CgroupStats, CgroupVersion, Limit, Swept,
+};
 pub use container::{Condition, Container, HealthCheck, Secret, Stdio, User, Volume};
 pub use error::{ConfigError, Error, LaunchError, Step};
 pub use explain::Explanation;

@@ -93,6 +93,10 @@ pub(crate) enum MountOp {
     Mask { path: CString },
     /// Make a path inside the new root read-only; absent paths are skipped.
     ReadOnlyPath { path: CString },
+    /// Fail unless `path` is a directory (`dir`) or a regular file, not a symlink:
+    /// checked in the child right before it mounts on a path of a container's rootfs,
+    /// which may have changed since the plan was made.
+    RequireReal { path: CString, dir: bool },
 }
 
 /// The bytes of a generated file. A secret's value is one, so `Debug` shows only how
@@ -137,6 +141,12 @@ impl fmt::Display for MountOp {
             MountOp::PivotRoot { new_root } => write!(f, "pivot_root into {}", show(new_root)),
             MountOp::Mask { path } => write!(f, "mask {}", show(path)),
             MountOp::ReadOnlyPath { path } => write!(f, "make {} read-only", show(path)),
+            MountOp::RequireReal { path, dir } => write!(
+                f,
+                "check that {} is a {} and no symlink",
+                show(path),
+                if *dir { "directory" } else { "file" }
+            ),
         }
     }
 }
@@ -163,7 +173,7 @@ impl MountOp {
             MountOp::Touch { path } => {
                 let fd = sys::open(
                     path,
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
                     0o644,
                 )?;
                 sys::close(fd);
@@ -190,6 +200,15 @@ impl MountOp {
                     Err(Errno::ENOENT) => Ok(()),
                     Err(e) => Err(e),
                     Ok(()) => make_read_only(path, true),
+                }
+            }
+            MountOp::RequireReal { path, dir } => {
+                let st = sys::lstat(path)?;
+                match (st.st_mode & libc::S_IFMT, dir) {
+                    (libc::S_IFDIR, true) | (libc::S_IFREG, false) => Ok(()),
+                    (libc::S_IFLNK, _) => Err(Errno::ELOOP),
+                    (_, true) => Err(Errno::ENOTDIR),
+                    (_, false) => Err(Errno::EISDIR),
                 }
             }
         }
@@ -224,6 +243,19 @@ fn pivot_into(new_root: &std::ffi::CStr) -> Result<(), Errno> {
 }
 
 fn mask(path: &std::ffi::CStr) -> Result<(), Errno> {
+    mask_with(path, c"/dev/null")
+}
+
+/// Masks `path` (see [`MountOp::Mask`]); a file is covered by `null`, which must be
+/// the null device itself.
+///
+/// What `null` names is opened without following a final symlink and checked to be
+/// the character device 1:3, and it is that open file which is bound over `path`
+/// (`open_tree` and `move_mount`): an image cannot make a mask a bind of another file
+/// by putting a symlink, or anything else, where `/dev/null` is looked up, even in a
+/// race with the start (runc's CVE-2025-31133). On kernels without `open_tree` (before
+/// 5.2) the checked path is bound by name.
+pub(crate) fn mask_with(path: &std::ffi::CStr, null: &std::ffi::CStr) -> Result<(), Errno> {
     // SAFETY: stat is plain old data; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: path is NUL-terminated and st a valid out-pointer.
@@ -234,15 +266,42 @@ fn mask(path: &std::ffi::CStr) -> Result<(), Errno> {
         };
     }
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        sys::mount(
+        return sys::mount(
             Some(c"tmpfs"),
             path,
             Some(c"tmpfs"),
             libc::MS_RDONLY | SECURE,
             Some(c"size=0,mode=0555"),
-        )
-    } else {
-        sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None)
+        );
+    }
+    let fd = sys::open(null, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)?;
+    let result = bind_null_fd(fd, null, path);
+    sys::close(fd);
+    result
+}
+
+/// Binds the null device open as `fd` (opened from `null`) over `path`, after checking
+/// that it is one.
+fn bind_null_fd(
+    fd: std::os::fd::RawFd,
+    null: &std::ffi::CStr,
+    path: &std::ffi::CStr,
+) -> Result<(), Errno> {
+    let st = sys::fstat(fd)?;
+    let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(st.st_rdev) == 1
+        && libc::minor(st.st_rdev) == 3;
+    if !is_null {
+        return Err(Errno::ENODEV);
+    }
+    match sys::open_tree_clone(fd) {
+        Ok(tree) => {
+            let moved = sys::move_mount_onto(tree, path);
+            sys::close(tree);
+            moved
+        }
+        Err(Errno::ENOSYS) => sys::mount(Some(null), path, None, libc::MS_BIND, None),
+        Err(e) => Err(e),
     }
 }
 
@@ -329,6 +388,12 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
         let source_is_dir = fs::metadata(&volume.source)
             .map(|m| m.is_dir())
             .unwrap_or(false);
+        // In a container's own rootfs the mount point is made here, by the caller,
+        // refusing any symlink on the way: one in the image could point the mount
+        // point's creation at a host directory.
+        if let Some(rootfs) = &container.rootfs {
+            ensure_mountpoint(name, rootfs, &volume.destination, source_is_dir)?;
+        }
         let mut prefix = root.clone();
         let parents: Vec<_> = volume.destination.components().collect();
         let last = parents.len().saturating_sub(1);
@@ -338,10 +403,18 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
             };
             prefix.push(part);
             let path = c("volume destination", prefix.as_os_str().as_bytes())?;
-            if i == last && !source_is_dir {
-                ops.push(MountOp::Touch { path });
+            let dir = i != last || source_is_dir;
+            if dir {
+                ops.push(MountOp::Mkdir {
+                    path: path.clone(),
+                    mode: 0o755,
+                });
             } else {
-                ops.push(MountOp::Mkdir { path, mode: 0o755 });
+                ops.push(MountOp::Touch { path: path.clone() });
+            }
+            // And checked again at start: the image may have changed since.
+            if container.rootfs.is_some() {
+                ops.push(MountOp::RequireReal { path, dir });
             }
         }
         ops.push(MountOp::Mount {
@@ -368,6 +441,18 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
     // 3. A minimal /dev: a small tmpfs holding binds of the host's harmless devices, a
     //    private devpts instance, shm and mqueue.
     let at = |inside: &str| c("rootfs", &join(&root, inside));
+    // The mount points of a container's own rootfs were checked when the plan was
+    // made; they are checked again in the child, right before the mounts, since the
+    // image may have been changed in between (a symlink there would send the mount
+    // elsewhere, and leave the task without its /dev, /proc or /sys).
+    if container.rootfs.is_some() {
+        for dir in ["/dev", "/proc", "/sys"] {
+            ops.push(MountOp::RequireReal {
+                path: at(dir)?,
+                dir: true,
+            });
+        }
+    }
     ops.push(MountOp::Mount {
         source: Some(c"tmpfs".into()),
         target: at("/dev")?,
@@ -635,6 +720,14 @@ fn secrets(container: &Container, root: &Path, ops: &mut Vec<MountOp>) -> Result
         path: c("secret", &dir)?,
         mode: 0o755,
     });
+    if container.rootfs.is_some() {
+        for path in [join(root, "/run"), dir.clone()] {
+            ops.push(MountOp::RequireReal {
+                path: c("secret", &path)?,
+                dir: true,
+            });
+        }
+    }
     let total: usize = container.secrets.iter().map(|s| s.value.len()).sum();
     // Room for every file plus a page each of slack; capped to what the secrets need.
     let size = total + 4096 * (container.secrets.len() + 1);
@@ -943,5 +1036,60 @@ mod tests {
         assert!(err.to_string().contains("cannot be used"), "{err}");
         let err = plan(&Container::new("a").rootfs("/etc/passwd"), &ctx()).unwrap_err();
         assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_mask_binds_only_the_null_device_itself() {
+        // In a mount namespace of this test's own thread: a mask's source is refused
+        // unless it is the character device 1:3 itself, whatever symlink or file
+        // stands where /dev/null is looked up.
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "CI runs this as root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        let result = std::thread::spawn(move || -> Result<Vec<String>, String> {
+            use std::ffi::CString;
+            use std::os::unix::fs::{symlink, FileTypeExt};
+            sys::unshare(libc::CLONE_NEWNS).map_err(|e| e.to_string())?;
+            sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
+                .map_err(|e| e.to_string())?;
+            let cs = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+            sys::mount(Some(c"tmpfs"), &cs(&base), Some(c"tmpfs"), 0, None)
+                .map_err(|e| e.to_string())?;
+            fs::write(base.join("secret"), "secret").unwrap();
+            symlink("/dev/null", base.join("link-to-null")).unwrap();
+            symlink(base.join("secret"), base.join("link-to-secret")).unwrap();
+            let mut out = Vec::new();
+            for candidate in ["secret", "link-to-null", "link-to-secret"] {
+                let target = base.join(format!("target-{candidate}"));
+                fs::write(&target, "masked file").unwrap();
+                let got = mask_with(&cs(&target), &cs(&base.join(candidate)));
+                out.push(format!("{candidate}: {got:?}"));
+            }
+            let target = base.join("target-dev-null");
+            fs::write(&target, "masked file").unwrap();
+            let got = mask_with(&cs(&target), c"/dev/null");
+            let meta = fs::metadata(&target).unwrap();
+            out.push(format!(
+                "/dev/null: {got:?} char {} {}",
+                meta.file_type().is_char_device(),
+                fs::read(&target).unwrap().len()
+            ));
+            Ok(out)
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            result,
+            [
+                "secret: Err(ENODEV)",
+                "link-to-null: Err(ENODEV)",
+                "link-to-secret: Err(ENODEV)",
+                "/dev/null: Ok(()) char true 0",
+            ]
+        );
     }
 }

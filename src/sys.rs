@@ -174,6 +174,95 @@ pub(crate) fn mount_flags(path: &CStr) -> SysResult<c_ulong> {
         .fold(0, |acc, (_, ms)| acc | *ms))
 }
 
+/// `lstat(2)`: the entry itself, a symlink not followed.
+pub(crate) fn lstat(path: &CStr) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated and st is a valid out-pointer.
+    check(unsafe { libc::lstat(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
+/// `stat(2)`: what `path` names, symlinks followed.
+pub(crate) fn stat(path: &CStr) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated and st is a valid out-pointer.
+    check(unsafe { libc::stat(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
+/// `openat2(2)` of `path` as an `O_PATH` descriptor, refusing to resolve it through a
+/// `/proc` magic link (`RESOLVE_NO_MAGICLINKS`: `ELOOP` then). The caller closes it.
+pub(crate) fn open_path_no_magiclinks(path: &CStr) -> SysResult<RawFd> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: path is NUL-terminated; how is a valid open_how of the size passed.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// `fstat(2)`.
+pub(crate) fn fstat(fd: RawFd) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer; a bad fd is only an error.
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+/// `open_tree(2)` of the file `fd` refers to (`AT_EMPTY_PATH`), as a detached clone
+/// of its mount (`OPEN_TREE_CLONE`), close-on-exec.
+pub(crate) fn open_tree_clone(fd: RawFd) -> SysResult<RawFd> {
+    const OPEN_TREE_CLONE: c_ulong = 1;
+    const OPEN_TREE_CLOEXEC: c_ulong = libc::O_CLOEXEC as c_ulong;
+    // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd,
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as c_ulong,
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// `move_mount(2)` of the detached mount `tree` onto `target`.
+pub(crate) fn move_mount_onto(tree: RawFd, target: &CStr) -> SysResult {
+    const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
+    // SAFETY: an empty path with F_EMPTY_PATH names `tree`; target is NUL-terminated.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
 /// `pivot_root(2)`.
 pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult {
     // SAFETY: both are NUL-terminated strings.

@@ -2,20 +2,27 @@
 //! from inside a task, and each technique has a test named after it, so that a
 //! regression names the hole.
 //!
-//! The probe runs once per configuration (the default task, and one with the
-//! `SYS_PTRACE` opt-in) and its JSON report is shared by the tests of that
+//! The probe runs once per configuration (the default task, one with the
+//! `SYS_PTRACE` opt-in, and a `pid_mode = task` task beside a sibling, with and
+//! without the opt-in) and its JSON report is shared by the tests of that
 //! configuration; each test fails if its own check fails.
+//!
+//! A check the probe reports as SKIP (what it looks at does not exist here, or the
+//! run gave it nothing to aim at) fails its test too, unless the test confirms from
+//! the host's side that the reason holds ([`justified_skip`]): a skip never passes
+//! silently where the check could have been made.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::*;
 use serde_json::Value;
 use tasksandbox::seccomp::{Action, SeccompProfile};
-use tasksandbox::{Capabilities, Capability, TaskSandbox, Volume};
+use tasksandbox::{Capabilities, Capability, Condition, Container, PidMode, TaskSandbox, Volume};
 
 /// Docker's default seccomp profile, kept as reference data beside the crate.
 #[cfg(feature = "policy")]
@@ -36,6 +43,8 @@ struct Run {
     stdout: String,
     stderr: String,
     json: Value,
+    /// Whether the probe was told to aim at siblings (`--siblings`).
+    siblings: bool,
 }
 
 impl Run {
@@ -88,7 +97,12 @@ fn setuid_copy() -> tempfile::TempDir {
 
 /// Runs the probe `container` in a task built by `builder`; its stdout is JSON.
 fn run_task(builder: tasksandbox::TaskSandboxBuilder, container: tasksandbox::Container) -> Run {
-    let out = output(builder.container(container));
+    run_built(builder.container(container))
+}
+
+/// Runs the task `builder` describes; the stdout of its first container is JSON.
+fn run_built(builder: tasksandbox::TaskSandboxBuilder) -> Run {
+    let out = output(builder);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_str(&stdout)
@@ -98,6 +112,7 @@ fn run_task(builder: tasksandbox::TaskSandboxBuilder, container: tasksandbox::Co
         stdout,
         stderr,
         json,
+        siblings: false,
     }
 }
 
@@ -129,17 +144,59 @@ fn ptrace_run() -> Option<&'static Run> {
         .then(|| RUN.get_or_init(|| check_run(Capabilities::fargate_default().with_sys_ptrace())))
 }
 
-/// Asserts that check `name` passed in `run`.
+/// Why a check the probe skipped in `run` could not have been made, as the host
+/// confirms it; `None` when the skip is not justified (the check should have run).
+fn justified_skip(run: &Run, name: &str) -> Option<String> {
+    match name {
+        // The task has the host's kernel: the file is absent from both or neither.
+        "proc_sysrq_trigger" if !std::path::Path::new("/proc/sysrq-trigger").exists() => {
+            Some("this kernel has no /proc/sysrq-trigger".to_string())
+        }
+        "pid_mode_task_sibling" if !run.siblings => {
+            Some("this run has no sibling to aim at".to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Whether check `name` held in `run`: it passed, or it was skipped for a reason the
+/// host confirms. A skip is noted on stderr.
+fn held(run: &Run, name: &str) -> bool {
+    let check = run.check(name);
+    match check["status"].as_str() {
+        Some("pass") => check["pass"] == Value::Bool(true),
+        Some("skip") => match justified_skip(run, name) {
+            Some(why) => {
+                eprintln!("note: {name} skipped ({why}): {}", check["summary"]);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Asserts that check `name` passed in `run` (or was skipped for a reason the host
+/// confirms).
 fn assert_passes(run: &Run, name: &str) {
     let check = run.check(name);
-    assert_eq!(
-        check["pass"],
-        Value::Bool(true),
-        "{name} FAILED: the sandbox did not hold.\n  technique: {}\n  expected:  {}\n  observed:  {}",
+    assert!(
+        held(run, name),
+        "{name} {}: the sandbox did not hold, or the check was not made.\n  technique: {}\n  expected:  {}\n  observed:  {}",
+        check["status"],
         check["technique"],
         check["expect"],
         check["summary"]
     );
+}
+
+/// The checks of `run` that did not hold, with what they observed.
+fn failures(run: &Run) -> Vec<String> {
+    run.checks()
+        .iter()
+        .filter(|(name, _)| !held(run, name))
+        .map(|(name, c)| format!("{name} ({}): {}", c["status"], c["summary"]))
+        .collect()
 }
 
 /// What an attempt gave: its result and, for a syscall, the seccomp layer's verdict.
@@ -181,12 +238,13 @@ fn assert_seccomp_stops(run: &Run, name: &str) {
 
 /// One test per check of the probe, named after it: it fails if that check fails.
 /// Checks whose technique seccomp stops also assert that it is seccomp that stops it.
+/// `name @ run` takes the report of `run()` instead of the default task's.
 macro_rules! escape_tests {
-    ($( $name:ident $(=> $layer:ident)? ),* $(,)?) => {
+    ($( $name:ident $(@ $run:ident)? $(=> $layer:ident)? ),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                let Some(run) = default_run() else { return };
+                let Some(run) = escape_tests!(@run $($run)?) else { return };
                 assert_passes(run, stringify!($name));
                 $( escape_tests!(@layer $layer, run, stringify!($name)); )?
             }
@@ -194,6 +252,8 @@ macro_rules! escape_tests {
         /// Every test above, by name.
         const TESTED: &[&str] = &[$(stringify!($name)),*];
     };
+    (@run) => { default_run() };
+    (@run $run:ident) => { $run() };
     (@layer seccomp, $run:ident, $name:expr) => {
         assert_seccomp_stops($run, $name)
     };
@@ -222,6 +282,7 @@ escape_tests! {
     mount_host_disk => seccomp,
     host_pid_visibility,
     ptrace_host_process,
+    pid_mode_task_sibling @ pid_task_run,
     kernel_module_load => seccomp,
     tiocsti => seccomp,
     setuid_escalation,
@@ -305,12 +366,7 @@ fn every_check_passes_for_a_non_root_user() {
     .user(tasksandbox::User::new(1000, 1000))
     .volume(Volume::bind(dir.path(), "/suid"));
     let run = run_task(TaskSandbox::builder(), container);
-    let failed: Vec<String> = run
-        .checks()
-        .iter()
-        .filter(|(_, c)| c["pass"] != Value::Bool(true))
-        .map(|(name, c)| format!("{name}: {}", c["summary"]))
-        .collect();
+    let failed = failures(&run);
     assert!(failed.is_empty(), "as uid 1000: {failed:#?}");
     assert!(run.success);
     let tried = attempts(run.check("setuid_escalation"));
@@ -375,12 +431,7 @@ fn af_packet_raw_socket_without_net_raw() {
 #[test]
 fn sys_ptrace_every_check_still_passes() {
     let Some(run) = ptrace_run() else { return };
-    let failed: Vec<String> = run
-        .checks()
-        .iter()
-        .filter(|(_, c)| c["pass"] != Value::Bool(true))
-        .map(|(name, c)| format!("{name}: {}", c["summary"]))
-        .collect();
+    let failed = failures(run);
     assert!(failed.is_empty(), "with SYS_PTRACE: {failed:#?}");
     assert!(run.success);
 }
@@ -439,6 +490,599 @@ fn sys_ptrace_changes_only_the_ptrace_family() {
         now("capabilities: CapEff"),
         (format!("{:016x}", 0xa804_25fb_u64 | 1 << 19), None)
     );
+}
+
+// --- pid_mode = task: a sibling in view ----------------------------------------------
+
+/// Runs `probe check --siblings` in a `pid_mode = task` task, beside a sibling
+/// container (`sleep`, not essential) that starts first; the probe holds `caps`.
+fn pid_task_check(caps: Capabilities) -> Run {
+    let pid = std::process::id().to_string();
+    let dir = setuid_copy();
+    let container = probe(&[
+        "check",
+        "--json",
+        "--host-pid",
+        &pid,
+        "--setuid",
+        SETUID_PROBE,
+        "--siblings",
+    ])
+    .capabilities(caps)
+    .volume(Volume::bind(dir.path(), "/suid"))
+    .depends_on("sibling", Condition::Start);
+    // The probe comes first: its output is the task's.
+    let builder = TaskSandbox::builder()
+        .pid_mode(PidMode::Task)
+        .container(container)
+        .container(
+            Container::new("sibling")
+                .command(["/bin/sleep", "3600"])
+                .essential(false),
+        );
+    let mut run = run_built(builder);
+    run.siblings = true;
+    run
+}
+
+/// The probe's report in a `pid_mode = task` task with the default capabilities.
+fn pid_task_run() -> Option<&'static Run> {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    can_start_tasks().then(|| RUN.get_or_init(|| pid_task_check(Capabilities::fargate_default())))
+}
+
+/// The same with the `SYS_PTRACE` opt-in.
+fn pid_task_ptrace_run() -> Option<&'static Run> {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    can_start_tasks().then(|| {
+        RUN.get_or_init(|| pid_task_check(Capabilities::fargate_default().with_sys_ptrace()))
+    })
+}
+
+#[test]
+fn pid_mode_task_every_check_passes() {
+    let Some(run) = pid_task_run() else { return };
+    let failed = failures(run);
+    assert!(failed.is_empty(), "pid_mode = task: {failed:#?}");
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.check("pid_mode_task_sibling")["status"], "pass");
+}
+
+#[test]
+fn pid_mode_task_with_sys_ptrace_every_check_passes() {
+    let Some(run) = pid_task_ptrace_run() else {
+        return;
+    };
+    let failed = failures(run);
+    assert!(
+        failed.is_empty(),
+        "pid_mode = task, SYS_PTRACE: {failed:#?}"
+    );
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.check("pid_mode_task_sibling")["status"], "pass");
+}
+
+/// The sibling's pid (in the task's pid namespace) the probe aimed at, and every
+/// attempt of the sibling check.
+fn sibling_attempts(run: &Run) -> (i32, BTreeMap<String, Outcome>) {
+    let tried = attempts(run.check("pid_mode_task_sibling"));
+    let siblings: Vec<i32> = tried
+        .keys()
+        .filter_map(|k| k.strip_prefix("sibling ")?.parse().ok())
+        .collect();
+    assert_eq!(siblings.len(), 1, "one sibling in view: {tried:#?}");
+    assert_eq!(
+        tried[&format!("sibling {}", siblings[0])].0,
+        "sleep",
+        "{tried:#?}"
+    );
+    (siblings[0], tried)
+}
+
+fn result(tried: &BTreeMap<String, Outcome>, what: &str) -> String {
+    tried
+        .get(what)
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| panic!("{what} was not tried: {tried:#?}"))
+}
+
+#[test]
+fn pid_mode_task_sibling_is_reachable_only_with_sys_ptrace() {
+    let (Some(plain), Some(ptrace)) = (pid_task_run(), pid_task_ptrace_run()) else {
+        return;
+    };
+    // Without the opt-in, the probe's own Landlock domain shuts every door.
+    let (pid, tried) = sibling_attempts(plain);
+    assert_eq!(result(&tried, "CAP_SYS_PTRACE"), "not held");
+    assert_eq!(
+        result(&tried, &format!("ptrace(PTRACE_ATTACH, {pid})")),
+        "EPERM"
+    );
+    assert_eq!(
+        result(&tried, &format!("process_vm_readv({pid}, NULL)")),
+        "EPERM"
+    );
+    assert_eq!(
+        result(&tried, &format!("open(/proc/{pid}/environ)")),
+        "EACCES"
+    );
+    assert_eq!(
+        result(&tried, &format!("readlink(/proc/{pid}/root)")),
+        "EACCES"
+    );
+    // The kernel, not seccomp, refuses: the family is allowed by the profile.
+    assert_eq!(
+        plain.check("pid_mode_task_sibling")["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["what"] == format!("ptrace(PTRACE_ATTACH, {pid})"))
+            .unwrap()["seccomp"],
+        "kernel"
+    );
+    // With it: attached (and detached, the sibling running on), its memory read
+    // (address 0: EFAULT), its environment and root opened.
+    let (pid, tried) = sibling_attempts(ptrace);
+    assert_eq!(result(&tried, "CAP_SYS_PTRACE"), "held");
+    assert_eq!(
+        result(&tried, &format!("ptrace(PTRACE_ATTACH, {pid})")),
+        "OK"
+    );
+    assert_eq!(
+        result(&tried, &format!("ptrace(PTRACE_DETACH, {pid})")),
+        "OK"
+    );
+    let state = result(&tried, &format!("state of {pid} after the detach"));
+    assert!(
+        state == "S" || state == "R",
+        "the sibling runs on after the detach: {state}"
+    );
+    assert_eq!(
+        result(&tried, &format!("process_vm_readv({pid}, NULL)")),
+        "EFAULT"
+    );
+    assert_eq!(result(&tried, &format!("open(/proc/{pid}/environ)")), "OK");
+    assert_eq!(result(&tried, &format!("readlink(/proc/{pid}/root)")), "OK");
+    // The task init and the host stay out of reach either way.
+    for run in [plain, ptrace] {
+        let (_, tried) = sibling_attempts(run);
+        // comm is cut at 15 bytes.
+        assert_eq!(result(&tried, "pid 1"), "tasksandbox-ini");
+        assert_eq!(result(&tried, "ptrace(PTRACE_ATTACH, 1)"), "EPERM");
+        assert_eq!(result(&tried, "process_vm_readv(1, NULL)"), "EPERM");
+        assert_eq!(result(&tried, "open(/proc/1/environ)"), "EACCES");
+        assert_eq!(result(&tried, "readlink(/proc/1/root)"), "EACCES");
+        let host = std::process::id();
+        let ptrace_host = attempts(run.check("ptrace_host_process"));
+        assert_eq!(
+            result(&ptrace_host, &format!("ptrace(PTRACE_ATTACH, {host})")),
+            "ESRCH"
+        );
+        assert_eq!(
+            result(&ptrace_host, &format!("process_vm_readv({host}, NULL)")),
+            "ESRCH"
+        );
+    }
+}
+
+#[test]
+fn pid_mode_task_mknod_is_refused_by_the_landlock_domain() {
+    // In a pid_mode = task container without SYS_PTRACE the Landlock domain answers
+    // mknod of a block device before the kernel's own check: EACCES, shown to be an
+    // LSM's by a FIFO made in the same directory.
+    let Some(run) = pid_task_run() else { return };
+    let tried = attempts(run.check("mknod_block_device"));
+    let blocks: Vec<&String> = tried.keys().filter(|k| k.starts_with("mknodat(")).collect();
+    assert!(!blocks.is_empty(), "{tried:#?}");
+    for what in blocks {
+        assert_eq!(tried[what].0, "EACCES", "{what}");
+        let fifo = what
+            .replace("mknodat(", "mknod(")
+            .replace("sda, S_IFBLK, 8:0", "fifo, S_IFIFO");
+        assert_eq!(
+            result(&tried, &fifo),
+            "OK: the EACCES comes from an LSM",
+            "{what}"
+        );
+    }
+    // With the opt-in there is no domain: the kernel's EPERM.
+    let Some(ptrace) = pid_task_ptrace_run() else {
+        return;
+    };
+    for (what, (out, _)) in attempts(ptrace.check("mknod_block_device")) {
+        if what.starts_with("mknodat(") {
+            assert_eq!(out, "EPERM", "{what}");
+        }
+    }
+}
+
+// --- A static probe in an empty root ----------------------------------------------
+
+/// The probe linked statically (`-C target-feature=+crt-static`), built once into
+/// `target/static` as the README says, without the crate's default features (the
+/// probe needs none of them).
+#[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+fn static_probe() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("target dir")
+                .join("static");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let started = std::time::Instant::now();
+            let out = std::process::Command::new(cargo)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .args([
+                    "build",
+                    "--example",
+                    "probe",
+                    "--no-default-features",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                    "--target-dir",
+                ])
+                .arg(&target)
+                .output()
+                .expect("run cargo");
+            assert!(
+                out.status.success(),
+                "building the static probe: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!(
+                "note: the static probe was built (or found up to date) in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            target.join("x86_64-unknown-linux-gnu/debug/examples/probe")
+        })
+        .clone()
+}
+
+/// Whether the ELF file at `path` asks for a program interpreter (a dynamic loader):
+/// a `PT_INTERP` program header.
+fn has_interpreter(path: &std::path::Path) -> bool {
+    let elf = std::fs::read(path).expect("read the ELF file");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..5], b"\x7fELF\x02", "a 64-bit ELF file");
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+    })
+}
+
+#[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+#[test]
+fn a_static_probe_in_a_root_of_nothing_but_itself_passes_every_check() {
+    // Nothing of the host's files in the task: no libc, no loader, no /usr. The probe
+    // and its setuid copy are the only files; every check must still hold.
+    if !can_start_tasks() {
+        return;
+    }
+    let probe = static_probe();
+    assert!(!has_interpreter(&probe), "{} is static", probe.display());
+    assert!(has_interpreter(&example("probe")), "the usual build is not");
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::copy(&probe, root.path().join("probe")).expect("copy the probe");
+    let suid = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    std::fs::set_permissions(suid.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = suid.path().join("probe-setuid");
+    std::fs::copy(&probe, &copy).expect("copy the probe");
+    std::os::unix::fs::chown(&copy, Some(TASK_ROOT_ON_HOST), Some(TASK_ROOT_ON_HOST)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let pid = std::process::id().to_string();
+    let container = Container::new("static")
+        .rootfs(root.path())
+        .volume(Volume::bind(suid.path(), "/suid"))
+        .command([
+            "/probe",
+            "check",
+            "--json",
+            "--host-pid",
+            &pid,
+            "--setuid",
+            SETUID_PROBE,
+        ]);
+    let run = run_task(TaskSandbox::builder(), container);
+    let failed = failures(&run);
+    assert!(failed.is_empty(), "static probe, empty root: {failed:#?}");
+    assert!(run.success);
+    // The root held the probe and the mount points the sandbox made, nothing else.
+    let mut entries: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["dev", "probe", "proc", "suid", "sys"]);
+    // The setuid copy really ran (no other setuid program exists in this root).
+    let tried = attempts(run.check("setuid_escalation"));
+    let setuid = tried
+        .iter()
+        .find(|(what, _)| what.starts_with(&format!("exec {SETUID_PROBE}")))
+        .map(|(_, (result, _))| result.as_str());
+    assert_eq!(setuid, Some("euid 65534"), "{tried:?}");
+}
+
+// --- The README's quoted output ----------------------------------------------------
+
+/// The checks whose detail depends on what the host's kernel has (the OCI paths it
+/// lacks, its sysfs files, a setuid program of its own): their lines are compared by
+/// status, name and row only. Everything else must read as the README quotes it.
+const HOST_DEPENDENT: [&str; 7] = [
+    "masked_paths",
+    "read_only_paths",
+    "proc_sysrq_trigger",
+    "core_pattern",
+    "sysfs_read_only",
+    "setuid_escalation",
+    "namespaces",
+];
+
+/// The first fenced block after the line of `readme` containing `marker`.
+fn quoted_after<'a>(readme: &'a str, marker: &str) -> Vec<&'a str> {
+    let start = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("the README has no {marker:?}"));
+    let rest = &readme[start..];
+    let open = rest.find("```text\n").expect("a text block") + "```text\n".len();
+    let body = &rest[open..];
+    let close = body.find("```").expect("the block's end");
+    body[..close].lines().collect()
+}
+
+/// `line` with the digits following each of `prefixes` replaced by `PID`.
+fn without_pid(line: &str, pid: &str) -> String {
+    line.replace(&format!("({pid}"), "(PID")
+        .replace(&format!(" {pid})"), " PID)")
+        .replace(&format!(" {pid},"), " PID,")
+}
+
+#[test]
+fn the_readme_quotes_what_the_probe_prints() {
+    if !can_start_tasks() {
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    // The README's command, as written, from the crate's directory, with this test
+    // process standing in for the shell.
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("target/debug/examples/run ") && l.contains("/probe check"))
+        .expect("the README's probe command");
+    let me = std::process::id().to_string();
+    let args: Vec<String> = command
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            a.replace("$PWD", env!("CARGO_MANIFEST_DIR"))
+                .replace("$$", &me)
+        })
+        .collect();
+    let out = std::process::Command::new(example("run"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&args)
+        .output()
+        .expect("run the README's command");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{command}: {}\n{printed}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quoted = quoted_after(&readme, "Its output for a default task");
+    // The README's pid is whatever its kill(<pid>, 0) line says.
+    let readme_pid: String = quoted
+        .iter()
+        .find_map(|l| l.split("kill(").nth(1))
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .expect("a kill(<pid>, 0) line");
+    let ours: Vec<String> = printed.lines().map(|l| without_pid(l, &me)).collect();
+    let theirs: Vec<String> = quoted.iter().map(|l| without_pid(l, &readme_pid)).collect();
+    assert_eq!(ours.len(), theirs.len(), "line count:\n{printed}");
+    let head = |l: &str| -> (String, String, String) {
+        let mut parts = l.split_whitespace();
+        let status = parts.next().unwrap_or("").to_string();
+        let name = parts.next().unwrap_or("").to_string();
+        let row = parts.next().unwrap_or("").to_string();
+        (status, name, row)
+    };
+    for (ours, theirs) in ours.iter().zip(&theirs) {
+        let (a, b) = (head(ours), head(theirs));
+        if ours.contains(" checks: ") {
+            // The summary: the same number of checks, none failed.
+            assert_eq!(a.0, b.0, "the number of checks");
+            assert!(ours.contains(" 0 failed") && theirs.contains(" 0 failed"));
+        } else if HOST_DEPENDENT.contains(&a.1.as_str()) {
+            assert_eq!(
+                (&a.1, &a.2),
+                (&b.1, &b.2),
+                "{ours}\nvs the README's\n{theirs}"
+            );
+            let ok = |s: &str| s == "PASS" || (a.1 == "proc_sysrq_trigger" && s == "SKIP");
+            assert!(ok(&a.0) && ok(&b.0), "{ours}\n{theirs}");
+        } else {
+            assert_eq!(ours, theirs, "the README quotes another output");
+        }
+    }
+    // The sweep's summary, below it, is what `probe sweep` prints.
+    let out = std::process::Command::new(example("run"))
+        .args([
+            "--volume",
+            &format!("{}:/probe", example("probe").display()),
+            "--",
+            "/probe",
+            "sweep",
+        ])
+        .output()
+        .expect("run the sweep");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let quoted = quoted_after(&readme, "For a default task:");
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        quoted,
+        "the README's sweep output"
+    );
+}
+
+// --- On a bare host ------------------------------------------------------------------
+
+/// What the probe could leave on a bare host if an attempt were not harmless: entries
+/// named after its paths in the directories it makes nodes in, and mounts on them.
+fn probe_traces() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in ["/", "/tmp", "/dev/shm", "/var/tmp", "/run", "/root"] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("nonexistent-probe") || name.starts_with("probe-") {
+                found.push(entry.path().display().to_string());
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains("nonexistent-probe") || l.contains("/probe-"))
+            .map(str::to_string),
+    );
+    found
+}
+
+#[test]
+fn the_probe_on_the_bare_host_is_harmless_and_order_free() {
+    // Run without a sandbox (as root here), every attempt must fail harmlessly or
+    // undo itself: no node, directory or mount is left, the hostname is the same.
+    // The calls that succeed there (`unshare`) run in a child, so the ones after them
+    // answer as the host would: sethostname with an over-long name is EINVAL for the
+    // host's root, not the EPERM of a new user namespace the probe would otherwise
+    // have moved into. ptrace aims at a pid that does not exist.
+    if !can_start_tasks() {
+        return;
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let before = probe_traces();
+    let out = std::process::Command::new(example("probe"))
+        .arg("syscalls")
+        .output()
+        .expect("run the probe on the host");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(results.get("unshare_user"), Some(&"OK"), "{stdout}");
+    assert_eq!(results.get("unshare_mount"), Some(&"OK"), "{stdout}");
+    assert_eq!(results.get("sethostname"), Some(&"EINVAL"), "{stdout}");
+    assert_eq!(
+        results.get("ptrace_attach_absent"),
+        Some(&"ESRCH"),
+        "{stdout}"
+    );
+    // The block node is made in a directory of the probe's own, and removed.
+    assert_eq!(results.get("mknod_block"), Some(&"OK"), "{stdout}");
+    assert_eq!(probe_traces(), before, "probe syscalls left something");
+    // The whole check, on the bare host, fails (or skips) everything and leaves
+    // nothing either.
+    let out = std::process::Command::new(example("probe"))
+        .args(["check", "--json"])
+        .output()
+        .expect("run the probe on the host");
+    assert!(!out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        json["passed"], 0,
+        "no check passes without a sandbox: {json:#}"
+    );
+    assert_eq!(probe_traces(), before, "probe check left something");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        hostname
+    );
+}
+
+#[test]
+fn the_probe_makes_no_attempt_when_its_missing_path_exists() {
+    // Its harmless mounts are aimed at /nonexistent-probe-dir on the grounds that it
+    // does not exist; were it a directory, a mount on a bare host would succeed. The
+    // task's root is its own: the directory is made there, not on the host.
+    if !can_start_tasks() {
+        return;
+    }
+    let out = output(
+        TaskSandbox::builder().container(
+            Container::new("sh")
+                .command([
+                    "/bin/sh",
+                    "-c",
+                    "mkdir /nonexistent-probe-dir && /probe syscalls; echo rc=$?",
+                ])
+                .volume(Volume::bind(example("probe"), "/probe")),
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "rc=2", "{stdout}{stderr}");
+    assert!(stderr.contains("/nonexistent-probe-dir exists"), "{stderr}");
+}
+
+// --- Skips -----------------------------------------------------------------------------
+
+#[test]
+fn a_skip_is_shown_in_the_text_and_the_json_and_is_no_failure() {
+    if !can_start_tasks() {
+        return;
+    }
+    let out = output(TaskSandbox::builder().container(probe(&[
+        "check",
+        "--only",
+        "pid_mode_task_sibling,no_new_privs",
+    ])));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SKIP pid_mode_task_sibling") && l.contains("skipped: ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 checks: 1 passed, 0 failed, 1 skipped"),
+        "{text}"
+    );
+    let Some(run) = default_run() else { return };
+    let skipped = run
+        .checks()
+        .values()
+        .filter(|c| c["status"] == "skip")
+        .count();
+    assert_eq!(run.json["skipped"], skipped);
+    let sibling = run.check("pid_mode_task_sibling");
+    assert_eq!(sibling["pass"], Value::Bool(false));
+    assert!(sibling["skipped"].is_string(), "{sibling}");
+}
+
+#[test]
+fn paths_the_task_lacks_are_absent_on_the_host_too() {
+    // "absent (not checked)" is only believed where the host has no such path either:
+    // the task runs on the host's kernel.
+    let Some(run) = default_run() else { return };
+    let mut absent = 0;
+    for name in ["masked_paths", "read_only_paths"] {
+        for (what, (out, _)) in attempts(run.check(name)) {
+            if out.starts_with("absent") {
+                absent += 1;
+                assert!(
+                    !std::path::Path::new(&what).exists(),
+                    "{name}: {what} is absent in the task but present on the host"
+                );
+            }
+        }
+    }
+    eprintln!("{absent} masked or read-only paths absent from this kernel");
 }
 
 // --- The syscall sweep ----------------------------------------------------------------
@@ -539,13 +1183,25 @@ fn seccomp_sweep_matches_docker_default() {
         assert!(docker_eperm.contains(name), "{name}");
     }
     // What the crate adds to Docker: every x32 number EPERM, unassigned numbers ENOSYS.
-    for call in sweep["calls"].as_array().expect("calls") {
+    let calls = sweep["calls"].as_array().expect("calls");
+    for call in calls {
         if call["x32"] == Value::Bool(true) {
             assert_eq!(call["verdict"], "EPERM", "{call}");
         } else if call["name"].is_null() {
             assert_eq!(call["verdict"], "ENOSYS", "{call}");
         }
     }
+    // The sweep covers the whole x32 table (0..=547 with bit 30), every native
+    // number up to 1023 but the two seccomp never sees, and numbers far above.
+    let swept: BTreeSet<i64> = calls.iter().filter_map(|c| c["nr"].as_i64()).collect();
+    let x32: BTreeSet<i64> = (0..=547).map(|n| 0x4000_0000 | n).collect();
+    assert!(x32.is_subset(&swept), "every x32 number is swept");
+    let native: BTreeSet<i64> = (0..=1023).filter(|n| ![335, 336].contains(n)).collect();
+    assert!(native.is_subset(&swept), "every native number up to 1023");
+    for far in [0x0001_0000i64, 0x3fff_ffff, 0x8000_0000, 0xbfff_ffff] {
+        assert!(swept.contains(&far), "{far:#x} is swept");
+    }
+    assert_eq!(swept.len(), x32.len() + native.len() + 4);
 }
 
 #[cfg(feature = "policy")]

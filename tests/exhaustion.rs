@@ -236,3 +236,71 @@ fn open_file_flood_stops_at_the_nofile_limit() {
     let file = std::fs::File::open("/dev/null").expect("the host still opens files");
     drop(file);
 }
+
+#[test]
+fn filling_the_default_root_ends_at_the_task_memory_limit() {
+    // The default root filesystem is a tmpfs as large as the task's memory, whose
+    // pages are charged to the task's memory cgroup: a write that fills it ends at
+    // the memory limit (an OOM kill inside the task, or ENOSPC should the tmpfs fill
+    // first), never on the host's disk.
+    if !can_start_tasks() {
+        return;
+    }
+    const LIMIT_MIB: u64 = 64;
+    let script = format!(
+        "df -m / | tail -1; dd if=/dev/zero of=/fill bs=1M count={} 2>&1; echo dd=$?",
+        LIMIT_MIB * 4
+    );
+    let filler = TaskSandbox::builder()
+        .size(TaskSize::memory_only(LIMIT_MIB).expect("size"))
+        .container(
+            Container::new("fill")
+                .command(["/bin/sh", "-c", &script])
+                .stdout(Stdio::Piped),
+        )
+        .build()
+        .expect("builds");
+    let mut task = filler.start().expect("starts");
+    let mut stdout = task.take_stdout("fill").expect("stdout");
+    let exit = task.wait().expect("ends");
+    let stats = task.stats().expect("stats");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).expect("read stdout");
+    // tmpfs of LIMIT_MIB: `tasksandbox-root 64 ...`.
+    let df: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        df.get(..2),
+        Some(&["tasksandbox-root", "64"][..]),
+        "the root is a tmpfs of the task's memory: {out}"
+    );
+    // The fill is stopped: by an OOM kill at the task's memory limit, inside its
+    // cgroup, or by ENOSPC from a full tmpfs. The tmpfs pages belong to no process, so
+    // the kernel's victim may be any process of the task, its init included (then the
+    // whole task ends by SIGKILL: the memory limit is the task's).
+    let enospc = out.contains("No space left on device");
+    assert!(
+        enospc || stats.task.oom_kills >= 1,
+        "stopped by the limit: {exit}: {out} {stats:?}"
+    );
+    // dd did not write it all: it failed, was killed (dd=137), or took the task along.
+    assert!(!out.contains("dd=0"), "{exit}: {out}");
+    assert!(
+        stats.task.memory_peak_bytes <= LIMIT_MIB << 20,
+        "the fill was charged to the task, within its limit: {stats:?}"
+    );
+    drop(task);
+    // Nothing of it is on the host: the root's mount point there is an empty directory.
+    let mountpoint = std::path::Path::new("/run/tasksandbox/root");
+    if mountpoint.exists() {
+        assert_eq!(
+            std::fs::read_dir(mountpoint).unwrap().count(),
+            0,
+            "the host's view of the root's mount point"
+        );
+    }
+}

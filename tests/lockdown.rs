@@ -204,6 +204,7 @@ fn refused_syscalls_give_the_right_errno() {
         ("tiocsti", "EPERM"),
         ("personality_bad", "EPERM"),
         ("mknod_block", "EPERM"),
+        ("ptrace_attach_absent", "ESRCH"),
     ];
     for (name, errno) in expect {
         assert_eq!(results.get(name).map(String::as_str), Some(errno), "{name}");

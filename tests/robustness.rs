@@ -27,6 +27,23 @@ fn pids_running(argv: &[&str]) -> Vec<i32> {
         .collect()
 }
 
+/// The task cgroups launcher `pid` made under the default parent, in every hierarchy
+/// (cgroup v1 controllers, or the v2 root).
+fn cgroups_of(pid: i32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{pid}-");
+    let roots = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")]);
+    roots
+        .filter_map(|root| std::fs::read_dir(root.join("tasksandbox")).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
 fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -90,6 +107,7 @@ fn killing_the_launcher_kills_the_whole_task() {
     assert_eq!(inits.len(), 1, "one task init: {inits:?}");
     let launcher_argv: Vec<&str> = std::iter::once(runner_s).chain(runner_args).collect();
     assert!(pids_running(&launcher_argv).len() == 1);
+    assert!(!cgroups_of(launcher_pid).is_empty(), "the task's cgroups");
     // The storage: one loop device bound to an unnamed file of the directory, mounted
     // in the task alone.
     let devices = loops_backed_by(storage_dir.path());
@@ -121,6 +139,8 @@ fn killing_the_launcher_kills_the_whole_task() {
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"fine\n");
+    // That start swept the cgroups the dead launcher left.
+    assert_eq!(cgroups_of(launcher_pid), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]

@@ -83,6 +83,10 @@ pub struct Ctx {
     pub allow_fds: Vec<i32>,
     /// The descriptors open when the probe started.
     pub initial_fds: Vec<(i32, String)>,
+    /// Processes of the task beside the probe to aim the ptrace family at
+    /// (`--sibling-pid`, or every visible process but pid 1 and the probe with
+    /// `--siblings`); `None` when no sibling was asked for.
+    pub siblings: Option<Vec<i32>>,
     status: String,
     bnd: u64,
     eff: u64,
@@ -98,6 +102,7 @@ impl Ctx {
         setuid: Vec<PathBuf>,
         allow_fds: Vec<i32>,
         initial_fds: Vec<(i32, String)>,
+        siblings: Option<Vec<i32>>,
     ) -> Ctx {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let cap = |key| {
@@ -110,6 +115,7 @@ impl Ctx {
             setuid,
             allow_fds,
             initial_fds,
+            siblings,
             bnd: cap("CapBnd"),
             eff: cap("CapEff"),
             prm: cap("CapPrm"),
@@ -154,6 +160,32 @@ pub struct Check {
     pub brief: Option<String>,
     /// Whether the sandbox held.
     pub pass: bool,
+    /// Why the check could not be made here (the thing it looks at does not exist on
+    /// this kernel, or the run gave it nothing to aim at). A skipped check neither
+    /// passes nor fails: it is shown as `SKIP` and counted apart.
+    pub skipped: Option<String>,
+}
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The sandbox held.
+    Pass,
+    /// It did not.
+    Fail,
+    /// Nothing could be tried here.
+    Skip,
+}
+
+impl Status {
+    /// `PASS`, `FAIL` or `SKIP`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
 }
 
 impl Check {
@@ -172,7 +204,23 @@ impl Check {
             notes: Vec::new(),
             brief: None,
             pass: false,
+            skipped: None,
         }
+    }
+
+    /// How the check ended.
+    pub fn status(&self) -> Status {
+        match (&self.skipped, self.pass) {
+            (Some(_), _) => Status::Skip,
+            (None, true) => Status::Pass,
+            (None, false) => Status::Fail,
+        }
+    }
+
+    /// Marks the check as not made, for `why`.
+    fn skip(&mut self, why: impl Into<String>) {
+        self.skipped = Some(why.into());
+        self.pass = false;
     }
 
     /// Records a syscall attempt and returns its outcome.
@@ -214,6 +262,9 @@ impl Check {
 
     /// The text line's detail.
     pub fn summary(&self) -> String {
+        if let Some(why) = &self.skipped {
+            return format!("skipped: {why}");
+        }
         if let Some(brief) = &self.brief {
             return brief.clone();
         }
@@ -246,7 +297,9 @@ impl Check {
             "row": self.row,
             "technique": self.technique,
             "expect": self.expect,
-            "pass": self.pass,
+            "status": self.status().text().to_ascii_lowercase(),
+            "pass": self.status() == Status::Pass,
+            "skipped": self.skipped,
             "summary": self.summary(),
             "attempts": attempts,
             "notes": self.notes,
@@ -257,7 +310,7 @@ impl Check {
 type CheckFn = fn(&Ctx) -> Check;
 
 /// Every check, in the order it runs and prints.
-pub const CHECKS: [(&str, CheckFn); 38] = [
+pub const CHECKS: [(&str, CheckFn); 39] = [
     ("capabilities", capabilities),
     ("no_new_privs", no_new_privs),
     ("seccomp_mode", seccomp_mode),
@@ -289,6 +342,7 @@ pub const CHECKS: [(&str, CheckFn); 38] = [
     ("mount_host_disk", mount_host_disk),
     ("host_pid_visibility", host_pid_visibility),
     ("ptrace_host_process", ptrace_host_process),
+    ("pid_mode_task_sibling", pid_mode_task_sibling),
     ("kernel_module_load", kernel_module_load),
     ("tiocsti", tiocsti),
     ("setuid_escalation", setuid_escalation),
@@ -379,9 +433,13 @@ fn unescape(field: &str) -> String {
     out
 }
 
-fn mounts() -> Vec<Mount> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
+/// The mounts of `/proc/self/mountinfo`, in its order (a later mount on the same
+/// point is on top).
+fn mounts() -> Result<Vec<Mount>, String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    Ok(text
+        .lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
             let left: Vec<&str> = left.split(' ').collect();
@@ -392,23 +450,61 @@ fn mounts() -> Vec<Mount> {
                 fstype: right.first()?.to_string(),
             })
         })
-        .collect()
+        .collect())
+}
+
+/// Whether the topmost mount at exactly `point` is read-only, as mountinfo says
+/// (its per-mount options): `None` when nothing is mounted there.
+fn mounted_read_only(mounts: &[Mount], point: &str) -> Option<bool> {
+    mounts
+        .iter()
+        .rev()
+        .find(|m| m.point == point)
+        .map(|m| m.options.split(',').any(|o| o == "ro"))
+}
+
+/// `utimensat(path, {UTIME_NOW, UTIME_OMIT})`, recorded: the kernel asks the mount for
+/// write access before it looks at any permission, so a read-only mount answers
+/// `EROFS` whoever the caller is. Were it allowed, the only effect would be a new
+/// access time on the file.
+fn touch_atime(c: &mut Check, path: &str) -> Outcome {
+    let target = cs(path);
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+    ];
+    c.call(
+        format!("utimensat({path}, atime now)"),
+        libc::SYS_utimensat,
+        [
+            libc::AT_FDCWD as u64,
+            ptr(&target),
+            times.as_ptr() as u64,
+            0,
+            0,
+            0,
+        ],
+    )
 }
 
 /// The numeric entries of `/proc`.
-fn visible_pids() -> Vec<i32> {
+pub fn visible_pids() -> Result<Vec<i32>, String> {
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+        .map_err(|e| format!("/proc: {e}"))?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
     pids.sort_unstable();
-    pids
+    Ok(pids)
 }
 
-fn in_initial_ns(name: &str) -> bool {
+pub fn in_initial_ns(name: &str) -> bool {
     let init = INIT_NS
         .iter()
         .find(|(n, _)| *n == name)
@@ -426,10 +522,13 @@ fn interface_names() -> Vec<String> {
         .collect()
 }
 
-/// A masked path's state: `Ok(description)` if masked (or absent), `Err` if not.
-fn mask_state(path: &Path) -> Result<String, String> {
-    let Some(st) = sys::lstat(path) else {
-        return Ok("absent".to_string());
+/// A masked path's state: `Ok(Some(description))` if masked, `Ok(None)` if absent,
+/// `Err` if not masked (or not readable, which is not what a mask looks like).
+fn mask_state(path: &Path) -> Result<Option<String>, String> {
+    let st = match sys::lstat_errno(path) {
+        Ok(st) => st,
+        Err(libc::ENOENT) => return Ok(None),
+        Err(errno) => return Err(format!("lstat: {}", errno_name(errno))),
     };
     match st.st_mode & libc::S_IFMT {
         libc::S_IFCHR if libc::major(st.st_rdev) == 1 && libc::minor(st.st_rdev) == 3 => {
@@ -439,15 +538,19 @@ fn mask_state(path: &Path) -> Result<String, String> {
                 .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
                 .unwrap_or(1);
             if n == 0 {
-                Ok("char 1:3".to_string())
+                Ok(Some("char 1:3".to_string()))
             } else {
                 Err("char 1:3 but not empty".to_string())
             }
         }
         libc::S_IFDIR => {
-            let entries = std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0);
+            // A directory that cannot be listed is not known to be empty.
+            let entries = match std::fs::read_dir(path) {
+                Ok(dir) => dir.count(),
+                Err(e) => return Err(format!("not masked (cannot be listed: {e})")),
+            };
             match (entries, sys::read_only(path)) {
-                (0, true) => Ok("empty read-only dir".to_string()),
+                (0, true) => Ok(Some("empty read-only dir".to_string())),
                 (0, false) => Err("empty but writable".to_string()),
                 (n, _) => Err(format!("{n} entries")),
             }
@@ -634,24 +737,38 @@ fn devices(_ctx: &Ctx) -> Check {
         "visible devices",
         "no block device; only null, zero, full, random, urandom, tty, ptmx and pts nodes",
     );
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, libc::stat)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
+    /// Collects the device nodes under `dir`; a directory that cannot be listed is
+    /// an error (it could hide nodes), not an empty one.
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, libc::stat)>, errors: &mut Vec<String>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return errors.push(format!("{}: {e}", dir.display())),
         };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let Some(st) = sys::lstat(&path) else {
-                continue;
+        for entry in entries {
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(e) => {
+                    errors.push(format!("{}: {e}", dir.display()));
+                    continue;
+                }
+            };
+            let st = match sys::lstat_errno(&path) {
+                Ok(st) => st,
+                Err(errno) => {
+                    errors.push(format!("{}: {}", path.display(), errno_name(errno)));
+                    continue;
+                }
             };
             match st.st_mode & libc::S_IFMT {
-                libc::S_IFDIR => walk(&path, out),
+                libc::S_IFDIR => walk(&path, out, errors),
                 libc::S_IFCHR | libc::S_IFBLK => out.push((path, st)),
                 _ => {}
             }
         }
     }
     let mut nodes = Vec::new();
-    walk(Path::new("/dev"), &mut nodes);
+    let mut errors = Vec::new();
+    walk(Path::new("/dev"), &mut nodes, &mut errors);
     nodes.sort_by(|a, b| a.0.cmp(&b.0));
     let allowed = |st: &libc::stat| {
         let (maj, min) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
@@ -681,7 +798,10 @@ fn devices(_ctx: &Ctx) -> Check {
         })
         .collect();
     c.fact("device nodes under /dev", shown.join(", "));
-    c.pass = bad.is_empty();
+    if !errors.is_empty() {
+        c.note(format!("not listed: {}", errors.join(", ")));
+    }
+    c.pass = bad.is_empty() && errors.is_empty();
     if !bad.is_empty() {
         let more = bad.len().saturating_sub(8);
         let mut list: Vec<String> = bad.into_iter().take(8).collect();
@@ -753,17 +873,23 @@ fn masked_paths(_ctx: &Ctx) -> Check {
         "files are /dev/null (char 1:3, read empty), directories empty and read-only",
     );
     let mut pass = true;
-    let (mut files, mut dirs, mut absent) = (0, 0, 0);
+    let (mut files, mut dirs) = (0, 0);
     let mut bad = Vec::new();
+    let mut absent = Vec::new();
     for path in masked_list() {
         match mask_state(&path) {
-            Ok(state) => {
-                match state.as_str() {
-                    "absent" => absent += 1,
-                    "char 1:3" => files += 1,
-                    _ => dirs += 1,
+            Ok(Some(state)) => {
+                if state == "char 1:3" {
+                    files += 1;
+                } else {
+                    dirs += 1;
                 }
                 c.fact(path.display().to_string(), state);
+            }
+            // Absent from this kernel: nothing to mask, and nothing shown by it.
+            Ok(None) => {
+                absent.push(path.display().to_string());
+                c.fact(path.display().to_string(), "absent (not checked)");
             }
             Err(state) => {
                 pass = false;
@@ -773,9 +899,14 @@ fn masked_paths(_ctx: &Ctx) -> Check {
         }
     }
     c.pass = pass;
+    if files + dirs == 0 && bad.is_empty() {
+        c.skip("none of the masked paths exists on this kernel");
+        return c;
+    }
     c.brief = Some(if bad.is_empty() {
         format!(
-            "{files} files are /dev/null, {dirs} directories empty and read-only, {absent} absent"
+            "{files} files are /dev/null, {dirs} directories empty and read-only; absent here, not checked: {}",
+            if absent.is_empty() { "none".to_string() } else { absent.join(" ") }
         )
     } else {
         format!("not masked: {}", bad.join(", "))
@@ -788,22 +919,48 @@ fn read_only_paths(_ctx: &Ctx) -> Check {
         "read_only_paths",
         "8,10",
         "the OCI read-only paths",
-        "/proc/bus, /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger on read-only mounts",
+        "/proc/bus, /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger each a read-only mount (mountinfo), which refuses a write with EROFS",
     );
+    let mounts = match mounts() {
+        Ok(m) => m,
+        Err(e) => {
+            c.note(e);
+            return c;
+        }
+    };
     let mut pass = true;
+    let mut present = 0;
     for path in READ_ONLY {
-        let path = Path::new(path);
-        let state = if sys::lstat(path).is_none() {
-            "absent"
-        } else if sys::read_only(path) {
-            "read-only"
-        } else {
-            pass = false;
-            "WRITABLE"
+        match sys::lstat_errno(Path::new(path)) {
+            Err(libc::ENOENT) => {
+                c.fact(path, "absent (not checked)");
+                continue;
+            }
+            Err(errno) => {
+                pass = false;
+                c.fact(path, format!("lstat: {}", errno_name(errno)));
+                continue;
+            }
+            Ok(_) => present += 1,
+        }
+        let state = match mounted_read_only(&mounts, path) {
+            Some(true) => "read-only mount",
+            Some(false) => {
+                pass = false;
+                "WRITABLE mount"
+            }
+            None => {
+                pass = false;
+                "NO MOUNT of its own"
+            }
         };
-        c.fact(path.display().to_string(), state);
+        c.fact(path, state);
+        pass &= touch_atime(&mut c, path).is(libc::EROFS);
     }
     c.pass = pass;
+    if present == 0 && pass {
+        c.skip("none of the read-only paths exists on this kernel");
+    }
     c
 }
 
@@ -823,7 +980,11 @@ fn cve_2019_5736_proc_exe(_ctx: &Ctx) -> Check {
         if own_pid_ns { "own" } else { "the host's" },
     );
     let mut pass = own_pid_ns;
-    let pids = visible_pids();
+    let pids = visible_pids().unwrap_or_else(|e| {
+        c.note(e);
+        pass = false;
+        Vec::new()
+    });
     let mut writable = Vec::new();
     let mut results = std::collections::BTreeSet::new();
     for pid in &pids {
@@ -963,7 +1124,12 @@ fn cve_2024_21626_leaked_fds_cwd(ctx: &Ctx) -> Check {
         "climbing .. from the cwd ends at",
         if top_is_root { "/" } else { "ANOTHER ROOT" },
     );
-    c.pass = extra.is_empty() && cwd.starts_with('/') && root == "/" && top_is_root;
+    // The host's mount namespace makes "/" the host's root (see chroot_breakout).
+    let host_mnt = in_initial_ns("mnt");
+    if host_mnt {
+        c.note("the host's mount namespace: this root is the host's");
+    }
+    c.pass = extra.is_empty() && cwd.starts_with('/') && root == "/" && top_is_root && !host_mnt;
     c
 }
 
@@ -1001,7 +1167,12 @@ fn cve_2022_0492_release_agent(_ctx: &Ctx) -> Check {
     );
     let mut writable = false;
     let mut found = 0;
-    for m in mounts().iter().filter(|m| m.fstype == "cgroup") {
+    let mounts = mounts().unwrap_or_else(|e| {
+        c.note(e);
+        writable = true;
+        Vec::new()
+    });
+    for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
         let agent = Path::new(&m.point).join("release_agent");
         if sys::lstat(&agent).is_some() {
             found += 1;
@@ -1071,7 +1242,13 @@ fn cve_2020_15257_abstract_sockets(_ctx: &Ctx) -> Check {
     );
     let own = !in_initial_ns("net");
     c.fact("network namespace", if own { "own" } else { "the host's" });
-    let text = std::fs::read_to_string("/proc/self/net/unix").unwrap_or_default();
+    let (text, readable) = match std::fs::read_to_string("/proc/self/net/unix") {
+        Ok(text) => (text, true),
+        Err(e) => {
+            c.note(format!("/proc/self/net/unix: {e}"));
+            (String::new(), false)
+        }
+    };
     let entries: Vec<&str> = text.lines().skip(1).collect();
     let abstract_names: Vec<&str> = entries
         .iter()
@@ -1086,7 +1263,7 @@ fn cve_2020_15257_abstract_sockets(_ctx: &Ctx) -> Check {
             abstract_names.len()
         ),
     );
-    c.pass = own && abstract_names.is_empty();
+    c.pass = own && readable && abstract_names.is_empty();
     c
 }
 
@@ -1148,11 +1325,44 @@ fn proc_sysrq_trigger(_ctx: &Ctx) -> Check {
         "proc_sysrq_trigger",
         "8",
         "/proc/sysrq-trigger",
-        "open for writing: EROFS (nothing is ever written)",
+        "a read-only mount of its own (mountinfo) that refuses a write with EROFS; opening it for writing fails (nothing is ever written)",
     );
-    let out = try_open(Path::new("/proc/sysrq-trigger"), libc::O_WRONLY);
-    c.fact("open(/proc/sysrq-trigger, O_WRONLY)", out.text());
-    c.pass = out.is_any(&[libc::EROFS, libc::EACCES, libc::ENOENT]);
+    const PATH: &str = "/proc/sysrq-trigger";
+    match sys::lstat_errno(Path::new(PATH)) {
+        Ok(_) => {}
+        Err(libc::ENOENT) => {
+            c.skip("/proc/sysrq-trigger does not exist on this kernel (built without CONFIG_MAGIC_SYSRQ)");
+            return c;
+        }
+        Err(errno) => {
+            c.fact(format!("lstat({PATH})"), errno_name(errno));
+            return c;
+        }
+    }
+    let ro = match mounts() {
+        Ok(mounts) => mounted_read_only(&mounts, PATH),
+        Err(e) => {
+            c.note(e);
+            None
+        }
+    };
+    c.fact(
+        "mountinfo",
+        match ro {
+            Some(true) => "a read-only mount",
+            Some(false) => "a WRITABLE mount",
+            None => "NO MOUNT of its own",
+        },
+    );
+    // The mount's own answer, asked before any permission: EROFS.
+    let erofs = touch_atime(&mut c, PATH);
+    // Opening it for writing: EROFS, or EACCES when the permission check comes first
+    // (the file belongs to the host's root, which the task's user namespace does not
+    // map, so even the task's root is "other" to it). Either way the mount above is
+    // what is asserted; EACCES alone is what any unprivileged user of a bare host gets.
+    let open = try_open(Path::new(PATH), libc::O_WRONLY);
+    c.fact(format!("open({PATH}, O_WRONLY)"), open.text());
+    c.pass = ro == Some(true) && erofs.is(libc::EROFS) && open.is_any(&[libc::EROFS, libc::EACCES]);
     c
 }
 
@@ -1169,17 +1379,30 @@ fn core_pattern(_ctx: &Ctx) -> Check {
         "/proc/sys/kernel/modprobe",
         "/proc/sys/fs/binfmt_misc/register",
     ] {
-        let path = Path::new(path);
-        if sys::lstat(path).is_none() && path.ends_with("register") {
-            continue;
+        // core_pattern exists on every kernel; modprobe needs CONFIG_MODULES and
+        // register a mounted binfmt_misc. An absent file is not a refusal.
+        match sys::lstat_errno(Path::new(path)) {
+            Ok(_) => {}
+            Err(libc::ENOENT) if !path.ends_with("core_pattern") => {
+                c.fact(format!("open({path}, O_WRONLY)"), "absent (not checked)");
+                continue;
+            }
+            Err(errno) => {
+                pass = false;
+                c.fact(format!("lstat({path})"), errno_name(errno));
+                continue;
+            }
         }
-        let out = try_open(path, libc::O_WRONLY);
-        pass &= out.is_any(&[libc::EROFS, libc::EACCES, libc::EPERM, libc::ENOENT]);
-        c.fact(format!("open({}, O_WRONLY)", path.display()), out.text());
+        let out = try_open(Path::new(path), libc::O_WRONLY);
+        pass &= out.is_any(&[libc::EROFS, libc::EACCES, libc::EPERM]);
+        c.fact(format!("open({path}, O_WRONLY)"), out.text());
     }
+    // EACCES above is also what an unprivileged user of a bare host gets: what the
+    // sandbox adds is the read-only mount, which answers EROFS before any permission.
     let ro = sys::read_only(Path::new("/proc/sys"));
     c.fact("/proc/sys mount", if ro { "read-only" } else { "WRITABLE" });
     pass &= ro;
+    pass &= touch_atime(&mut c, "/proc/sys/kernel/core_pattern").is(libc::EROFS);
     let proc_ = cs("proc");
     let mount = c.call(
         "mount(proc, /nonexistent-probe-dir, proc)",
@@ -1197,33 +1420,51 @@ fn core_pattern(_ctx: &Ctx) -> Check {
     c
 }
 
+/// Directories a workload could make a device node in, when writable: each is tried.
+const NODE_DIRS: [&str; 6] = ["/dev/shm", "/tmp", "/var/tmp", "/run", "/root", "/"];
+
 fn mknod_block_device(_ctx: &Ctx) -> Check {
     let mut c = Check::new(
         "mknod_block_device",
         "11",
         "mknod of a block device",
-        "mknod EPERM, or the node cannot be opened",
+        "in every writable directory: mknod EPERM (or EACCES from an LSM), or the node cannot be opened",
     );
-    let dir = ["/dev/shm", "/tmp"]
-        .into_iter()
-        .find(|d| matches!(sys::can_write(Path::new(d)), Outcome::Ok(_)))
-        .unwrap_or("/dev/shm");
-    let mut template = format!("{dir}/probe-XXXXXX\0").into_bytes();
-    // SAFETY: a writable NUL-terminated template mkdtemp fills in.
-    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-    if made.is_null() {
-        let out = Outcome::Err(nix::errno::Errno::last_raw());
-        c.fact(format!("mkdtemp({dir}/probe-XXXXXX)"), out.text());
-        c.note("no writable directory: nodes cannot be made anywhere");
-        c.pass = out.is_any(&[libc::EROFS, libc::EACCES, libc::EPERM]);
-        return c;
+    let mut pass = true;
+    let mut tried = 0;
+    for dir in NODE_DIRS {
+        if !matches!(sys::can_write(Path::new(dir)), Outcome::Ok(_)) {
+            continue;
+        }
+        let base = if dir == "/" { "" } else { dir };
+        let mut template = format!("{base}/probe-XXXXXX\0").into_bytes();
+        // SAFETY: a writable NUL-terminated template mkdtemp fills in.
+        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+        if made.is_null() {
+            let out = Outcome::Err(nix::errno::Errno::last_raw());
+            c.fact(format!("mkdtemp({base}/probe-XXXXXX)"), out.text());
+            continue;
+        }
+        tried += 1;
+        template.pop();
+        let tmp = PathBuf::from(String::from_utf8_lossy(&template).into_owned());
+        pass &= mknod_in(&mut c, &tmp, base);
+        let _ = std::fs::remove_dir(&tmp);
     }
-    template.pop();
-    let tmp = PathBuf::from(String::from_utf8_lossy(&template).into_owned());
+    if tried == 0 {
+        c.note("no writable directory: nodes cannot be made anywhere");
+    }
+    c.pass = pass;
+    c
+}
+
+/// Tries a block node `sda` (8:0) in `tmp`, a fresh directory of ours in `base`
+/// (`""` for `/`).
+fn mknod_in(c: &mut Check, tmp: &Path, base: &str) -> bool {
     let node = tmp.join("sda");
     let node_c = sys::cpath(&node);
     let mknod = c.call(
-        "mknodat(sda, S_IFBLK, 8:0)",
+        format!("mknodat({base}/probe-*/sda, S_IFBLK, 8:0)"),
         libc::SYS_mknodat,
         [
             libc::AT_FDCWD as u64,
@@ -1234,17 +1475,40 @@ fn mknod_block_device(_ctx: &Ctx) -> Check {
             0,
         ],
     );
-    let mut pass = mknod.is(libc::EPERM);
-    if let Outcome::Ok(_) = mknod {
-        // Created (no sandbox): opened read-only without reading, then removed.
-        let open = try_open(&node, libc::O_RDONLY | libc::O_NONBLOCK);
-        c.fact("open(sda, O_RDONLY)", open.text());
-        pass = open.is_any(&[libc::EACCES, libc::EPERM]);
-        let _ = std::fs::remove_file(&node);
+    match mknod {
+        // The kernel's own check: no CAP_MKNOD in the initial user namespace.
+        Outcome::Err(libc::EPERM) => true,
+        // EACCES is not the kernel's device check (that says EPERM), and not the
+        // directory's permissions when a FIFO can be made in the same directory: the
+        // directory is ours and writable, the mount takes the node. What is left is
+        // an LSM's mknod hook refusing block devices, such as the Landlock domain a
+        // container of a `pid_mode = task` task gets (it handles MAKE_BLOCK only).
+        Outcome::Err(libc::EACCES) => {
+            let fifo = sys::cpath(&tmp.join("fifo"));
+            // SAFETY: a NUL-terminated path in our own directory; removed below.
+            let made = unsafe { libc::mknod(fifo.as_ptr(), libc::S_IFIFO | 0o600, 0) } == 0;
+            if made {
+                let _ = std::fs::remove_file(tmp.join("fifo"));
+            }
+            c.fact(
+                format!("mknod({base}/probe-*/fifo, S_IFIFO)"),
+                if made {
+                    "OK: the EACCES comes from an LSM"
+                } else {
+                    "refused too: the EACCES may be the directory's"
+                },
+            );
+            made
+        }
+        Outcome::Ok(_) => {
+            // Created: opened read-only without reading, then removed.
+            let open = try_open(&node, libc::O_RDONLY | libc::O_NONBLOCK);
+            c.fact(format!("open({base}/probe-*/sda, O_RDONLY)"), open.text());
+            let _ = std::fs::remove_file(&node);
+            open.is_any(&[libc::EACCES, libc::EPERM])
+        }
+        _ => false,
     }
-    let _ = std::fs::remove_dir(&tmp);
-    c.pass = pass;
-    c
 }
 
 fn mount_host_disk(_ctx: &Ctx) -> Check {
@@ -1291,9 +1555,14 @@ fn host_pid_visibility(ctx: &Ctx) -> Check {
     );
     let own = !in_initial_ns("pid");
     c.fact("pid namespace", if own { "own" } else { "the host's" });
-    let pids = visible_pids();
-    c.fact("visible processes", pids.len().to_string());
     let mut pass = own;
+    match visible_pids() {
+        Ok(pids) => c.fact("visible processes", pids.len().to_string()),
+        Err(e) => {
+            c.note(e);
+            pass = false;
+        }
+    }
     if ctx.host_pids.is_empty() {
         c.note("no --host-pid given: no host process aimed at");
     }
@@ -1320,9 +1589,18 @@ fn ptrace_host_process(ctx: &Ctx) -> Check {
         "ptrace_host_process",
         "13",
         "ptrace a host process (the ptrace family)",
-        "process_vm_readv and PTRACE_ATTACH on a host pid ESRCH; kcmp EPERM (ESRCH with SYS_PTRACE); pidfd_getfd and process_madvise EPERM (EBADF with SYS_PTRACE)",
+        "process_vm_readv and PTRACE_ATTACH on a host pid ESRCH; kcmp EPERM (ESRCH only with SYS_PTRACE); pidfd_getfd and process_madvise EPERM (EBADF only with SYS_PTRACE)",
     );
     let mut pass = !in_initial_ns("pid");
+    // Without the opt-in seccomp refuses kcmp, pidfd_getfd and process_madvise
+    // (EPERM); with it they reach the kernel, which finds no such process (ESRCH) or
+    // no such pidfd (EBADF), as it would on a bare host.
+    let ptrace = ctx.has_cap(sys::CAP_SYS_PTRACE);
+    let (kcmp_ok, fd_ok): (&[i32], &[i32]) = if ptrace {
+        (&[libc::ESRCH], &[libc::EBADF])
+    } else {
+        (&[libc::EPERM], &[libc::EPERM])
+    };
     for &pid in &ctx.host_pids {
         let mut byte = [0u8; 1];
         let local = libc::iovec {
@@ -1368,7 +1646,7 @@ fn ptrace_host_process(ctx: &Ctx) -> Check {
             libc::SYS_kcmp,
             [pid as u64, pid as u64, 1, 0, 0, 0],
         );
-        pass &= kcmp.is_any(&[libc::EPERM, libc::ESRCH]);
+        pass &= kcmp.is_any(kcmp_ok);
     }
     if ctx.host_pids.is_empty() {
         c.note("no --host-pid given: no host process aimed at");
@@ -1383,8 +1661,148 @@ fn ptrace_host_process(ctx: &Ctx) -> Check {
         libc::SYS_process_madvise,
         [BAD_FD, NULL, 0, libc::MADV_COLD as u64, 0, 0],
     );
-    pass &=
-        getfd.is_any(&[libc::EPERM, libc::EBADF]) && madvise.is_any(&[libc::EPERM, libc::EBADF]);
+    pass &= getfd.is_any(fd_ok) && madvise.is_any(fd_ok);
+    c.pass = pass;
+    c
+}
+
+/// How the ptrace family fared against one process.
+struct Reach {
+    attach: Outcome,
+    readv: Outcome,
+    environ: Outcome,
+    root: Outcome,
+}
+
+impl Reach {
+    /// Every door open: what a process may do to a sibling it is allowed to trace.
+    fn open(&self) -> bool {
+        matches!(self.attach, Outcome::Ok(_))
+            && self.readv.is(libc::EFAULT)
+            && matches!(self.environ, Outcome::Ok(_))
+            && matches!(self.root, Outcome::Ok(_))
+    }
+
+    /// Every door shut, by the kernel's ptrace access check.
+    fn shut(&self) -> bool {
+        self.attach.is(libc::EPERM)
+            && self.readv.is(libc::EPERM)
+            && self.environ.is(libc::EACCES)
+            && self.root.is(libc::EACCES)
+    }
+}
+
+/// `PTRACE_ATTACH`, and if it succeeds, waits for the stop and detaches at once
+/// without a signal, so the target runs on as before. Returns the attach's outcome.
+fn attach_and_detach(c: &mut Check, pid: i32) -> Outcome {
+    let args = [libc::PTRACE_ATTACH as u64, pid as u64, 0, 0, 0, 0];
+    let attach = sys::syscall(libc::SYS_ptrace, args);
+    c.sys(
+        format!("ptrace(PTRACE_ATTACH, {pid})"),
+        libc::SYS_ptrace,
+        args,
+        attach,
+    );
+    if let Outcome::Ok(_) = attach {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut status = 0;
+        // SAFETY: waiting for our tracee, with a live status out-pointer.
+        while unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) } == 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let detach = sys::syscall(
+            libc::SYS_ptrace,
+            [libc::PTRACE_DETACH as u64, pid as u64, 0, 0, 0, 0],
+        );
+        c.fact(format!("ptrace(PTRACE_DETACH, {pid})"), detach.text());
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                st.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').next().map(str::to_string))
+            })
+            .unwrap_or_else(|| "gone".to_string());
+        c.fact(format!("state of {pid} after the detach"), state);
+    }
+    attach
+}
+
+/// Tries the ptrace family on `pid`: attach (and detach), read its memory at address
+/// 0 (EFAULT when allowed), open its environment, read its root link.
+fn reach(c: &mut Check, pid: i32) -> Reach {
+    let attach = attach_and_detach(c, pid);
+    let mut byte = [0u8; 1];
+    let local = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let remote = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 1,
+    };
+    let readv = c.call(
+        format!("process_vm_readv({pid}, NULL)"),
+        libc::SYS_process_vm_readv,
+        [
+            pid as u64,
+            &local as *const libc::iovec as u64,
+            1,
+            &remote as *const libc::iovec as u64,
+            1,
+            0,
+        ],
+    );
+    let environ = try_open(Path::new(&format!("/proc/{pid}/environ")), libc::O_RDONLY);
+    c.fact(format!("open(/proc/{pid}/environ)"), environ.text());
+    let root = match std::fs::read_link(format!("/proc/{pid}/root")) {
+        Ok(_) => Outcome::Ok(0),
+        Err(e) => Outcome::Err(e.raw_os_error().unwrap_or(0)),
+    };
+    c.fact(format!("readlink(/proc/{pid}/root)"), root.text());
+    Reach {
+        attach,
+        readv,
+        environ,
+        root,
+    }
+}
+
+fn pid_mode_task_sibling(ctx: &Ctx) -> Check {
+    let mut c = Check::new(
+        "pid_mode_task_sibling",
+        "13",
+        "pid_mode = task: trace a sibling container, or the task init",
+        "a sibling: PTRACE_ATTACH, process_vm_readv, /proc/<pid>/environ and /proc/<pid>/root refused (EPERM, EACCES) without SYS_PTRACE, allowed with it; the task init (pid 1) refused either way",
+    );
+    let Some(siblings) = &ctx.siblings else {
+        c.skip("no sibling to aim at: run with --siblings (or --sibling-pid) in a task with pid_mode = task");
+        return c;
+    };
+    if in_initial_ns("pid") {
+        c.skip("the host's pid namespace: no process is aimed at");
+        return c;
+    }
+    if siblings.is_empty() {
+        c.skip("no sibling visible: the task does not share its pid namespace");
+        return c;
+    }
+    let ptrace = ctx.has_cap(sys::CAP_SYS_PTRACE);
+    c.fact("CAP_SYS_PTRACE", if ptrace { "held" } else { "not held" });
+    let mut pass = true;
+    for &pid in siblings {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        c.fact(format!("sibling {pid}"), comm.trim().to_string());
+        let r = reach(&mut c, pid);
+        pass &= if ptrace { r.open() } else { r.shut() };
+    }
+    // SAFETY: getpid has no arguments.
+    if unsafe { libc::getpid() } != 1 {
+        let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+        c.fact("pid 1", comm.trim().to_string());
+        pass &= reach(&mut c, 1).shut();
+    }
     c.pass = pass;
     c
 }
@@ -1444,15 +1862,37 @@ fn tiocsti(_ctx: &Ctx) -> Check {
     c
 }
 
-/// Runs `path --version` as `uid` with `LD_SHOW_AUXV=1` and returns the `AT_EUID` the
-/// dynamic loader printed, or `None` when it printed none (secure-execution mode, which
-/// the loader enters when the exec changed the effective uid).
-fn exec_setuid(path: &Path, uid: u32) -> Result<Option<u32>, String> {
+/// How the euid a setuid program runs with is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AskEuid {
+    /// A copy of this probe (`--setuid`): run as `PATH ids`, it prints its own ids.
+    Probe,
+    /// Another program: run as `PATH --version` with `LD_SHOW_AUXV=1`, its dynamic
+    /// loader prints `AT_EUID`, or nothing in secure-execution mode (which it enters
+    /// when the exec changed the effective uid).
+    Auxv,
+}
+
+/// Runs the setuid program `path` as `uid` and returns the euid it ran with, or
+/// `None` when the loader would not say (secure-execution mode: the euid changed).
+fn exec_setuid(path: &Path, uid: u32, ask: AskEuid) -> Result<Option<u32>, String> {
     let prog = sys::cpath(path);
-    let arg = cs("--version");
+    let arg = cs(if ask == AskEuid::Probe {
+        "ids"
+    } else {
+        "--version"
+    });
     let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
-    let env = [cs("LD_SHOW_AUXV=1"), cs("PATH=/usr/bin:/bin")];
-    let envp = [env[0].as_ptr(), env[1].as_ptr(), std::ptr::null()];
+    let env = [cs("PATH=/usr/bin:/bin"), cs("LD_SHOW_AUXV=1")];
+    let envp = [
+        env[0].as_ptr(),
+        if ask == AskEuid::Auxv {
+            env[1].as_ptr()
+        } else {
+            std::ptr::null()
+        },
+        std::ptr::null(),
+    ];
     let mut fds = [0; 2];
     // SAFETY: a live two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -1525,10 +1965,25 @@ fn exec_setuid(path: &Path, uid: u32) -> Result<Option<u32>, String> {
         ));
     }
     let text = String::from_utf8_lossy(&out);
-    Ok(text.lines().find_map(|l| {
-        l.strip_prefix("AT_EUID:")
-            .and_then(|v| v.trim().parse().ok())
-    }))
+    match ask {
+        AskEuid::Auxv => Ok(text.lines().find_map(|l| {
+            l.strip_prefix("AT_EUID:")
+                .and_then(|v| v.trim().parse().ok())
+        })),
+        // `uid R E S` from the copy's own getresuid.
+        AskEuid::Probe => text
+            .lines()
+            .find_map(|l| {
+                let ids: Vec<u32> = l
+                    .strip_prefix("uid ")?
+                    .split(' ')
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                ids.get(1).copied()
+            })
+            .map(Some)
+            .ok_or_else(|| format!("no ids printed: {}", text.trim())),
+    }
 }
 
 fn setuid_escalation(ctx: &Ctx) -> Check {
@@ -1542,12 +1997,17 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
     c.fact("NoNewPrivs", nnp.clone());
     let mut pass = nnp == "1";
     let is_setuid = |p: &Path| sys::stat(p).is_some_and(|st| st.st_mode & libc::S_ISUID != 0);
-    let mut candidates: Vec<PathBuf> = ctx.setuid.clone();
+    let mut candidates: Vec<(PathBuf, AskEuid)> = ctx
+        .setuid
+        .iter()
+        .map(|p| (p.clone(), AskEuid::Probe))
+        .collect();
     candidates.extend(
         SETUID_CANDIDATES
             .iter()
             .map(PathBuf::from)
-            .find(|p| is_setuid(p)),
+            .find(|p| is_setuid(p))
+            .map(|p| (p, AskEuid::Auxv)),
     );
     let overflow: u32 = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
         .ok()
@@ -1555,7 +2015,7 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
         .unwrap_or(65534);
     let me = nix::unistd::geteuid().as_raw();
     let mut tried = 0;
-    for path in candidates {
+    for (path, ask) in candidates {
         let Some(st) = sys::stat(&path).filter(|st| st.st_mode & libc::S_ISUID != 0) else {
             c.fact(format!("exec {}", path.display()), "not a setuid file");
             continue;
@@ -1580,7 +2040,7 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
             path.display(),
             if nosuid { ", nosuid mount" } else { "" }
         );
-        match exec_setuid(&path, uid) {
+        match exec_setuid(&path, uid, ask) {
             Ok(Some(euid)) => {
                 pass &= euid == uid;
                 c.fact(what, format!("euid {euid}"));
@@ -1589,7 +2049,11 @@ fn setuid_escalation(ctx: &Ctx) -> Check {
                 pass = false;
                 c.fact(what, "secure-execution mode: the exec changed the euid");
             }
-            Err(e) => c.fact(what, e),
+            // Nothing was observed: no pass can rest on it.
+            Err(e) => {
+                pass = false;
+                c.fact(what, e);
+            }
         }
     }
     if tried == 0 {
@@ -1890,6 +2354,11 @@ fn cgroupfs_not_writable(_ctx: &Ctx) -> Check {
     );
     let mut pass = true;
     let cg_mounts: Vec<Mount> = mounts()
+        .unwrap_or_else(|e| {
+            c.note(e);
+            pass = false;
+            Vec::new()
+        })
         .into_iter()
         .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
         .collect();
@@ -2014,6 +2483,13 @@ fn chroot_breakout(_ctx: &Ctx) -> Check {
             other => other.text(),
         },
     );
-    c.pass = out == Outcome::Ok(1) || out.is(libc::EPERM);
+    // On a bare host the climb ends at "/" too, the host's: the check means
+    // something only in a mount namespace of the task's own (known from Linux 6.18,
+    // which gives the initial one a fixed inode number).
+    let host_mnt = in_initial_ns("mnt");
+    if host_mnt {
+        c.note("the host's mount namespace: the root reached is the host's");
+    }
+    c.pass = !host_mnt && (out == Outcome::Ok(1) || out.is(libc::EPERM));
     c
 }

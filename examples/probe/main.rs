@@ -1,12 +1,21 @@
 //! Looks at its own confinement from inside a task, and tries every known escape.
 //!
 //! ```text
-//! probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--only NAME,...]
-//!                     the confinement and every escape of the table; exits 1 if any check fails
+//! probe check [--json] [--host-pid PID]... [--setuid COPY]... [--allow-fd N]...
+//!             [--siblings | --sibling-pid PID...] [--only NAME,...]
+//!                     the confinement and every escape of the table; exits 1 if any check
+//!                     fails. A check that finds nothing to try here (a file this kernel
+//!                     lacks, no sibling named) is SKIP: shown and counted, not a failure.
+//!                     --siblings aims the ptrace family at every other process in view
+//!                     but pid 1 (in a task with pid_mode = task), attaching and detaching
+//!                     at once; it is refused in the host's pid namespace. --setuid names
+//!                     a setuid copy of the probe, run as another uid (`COPY ids`)
 //! probe sweep [--json] [--all]
 //!                     every syscall number through the seccomp oracle, compared with Docker's;
 //!                     exits 1 if something Docker refuses is allowed
 //! probe syscalls      try each refused syscall harmlessly; print `NAME ERRNO` per line
+//! probe ids           print `uid REAL EFFECTIVE SAVED` and `gid ...` (what a setuid
+//!                     copy of the probe runs with: `check --setuid` execs it so)
 //! probe fds           list open descriptors
 //! probe fork N        fork up to N sleeping children; print `forked K ERRNO`
 //! probe forkbomb      every process forks until the pids limit; the first prints `EAGAIN K`
@@ -21,7 +30,13 @@
 //! flag combination): the errno itself says whether the sandbox stopped it. It is safe
 //! to run on a bare host, where most checks fail.
 //!
-//! Once built it needs nothing of the host's files but libc.
+//! Built as usual it needs the host's libc and loader; built statically it needs
+//! nothing of the host's files at all:
+//!
+//! ```text
+//! RUSTFLAGS="-C target-feature=+crt-static" cargo build --example probe \
+//!     --no-default-features --target x86_64-unknown-linux-gnu --target-dir target/static
+//! ```
 
 mod checks;
 mod oracle;
@@ -32,131 +47,186 @@ use std::process::ExitCode;
 
 use nix::errno::Errno;
 
-fn errno_of(ret: libc::c_long) -> String {
-    if ret >= 0 {
-        "OK".to_string()
-    } else {
-        format!("{:?}", Errno::last())
-    }
-}
-
-macro_rules! raw {
-    ($($arg:expr),+ $(,)?) => {
-        // SAFETY: each attempt passes arguments that make the call fail without effect
-        // (bad descriptors, null or absent paths, invalid flags) if it is not refused.
-        errno_of(unsafe { libc::syscall($($arg as libc::c_long),+) })
-    };
-}
-
+/// `probe syscalls`: each refused syscall tried once, harmlessly, as `(name, result)`.
+///
+/// Attempts that would change the probe if they succeeded (`unshare`, a raw `clone`,
+/// `chroot`, `personality`) run in a forked child, so no result depends on the order they are made
+/// in; `ptrace` is aimed at a pid that cannot exist ([`sys::absent_pid`]).
 fn syscalls() -> Vec<(&'static str, String)> {
-    let missing = c"/nonexistent-probe-dir";
-    let nul = std::ptr::null::<libc::c_void>();
+    let missing = sys::MISSING.as_ptr() as u64;
+    let s = |text: &std::ffi::CStr| text.as_ptr() as u64;
+    let call = |nr: i64, args: &[u64]| {
+        let mut all = [0u64; 6];
+        all[..args.len()].copy_from_slice(args);
+        sys::syscall(nr, all)
+    };
+    let in_child = |nr: i64, args: &[u64]| {
+        let mut all = [0u64; 6];
+        all[..args.len()].copy_from_slice(args);
+        sys::in_child(|| {
+            let out = sys::syscall(nr, all);
+            if nr == libc::SYS_clone && out == sys::Outcome::Ok(0) {
+                // SAFETY: a process created against expectations leaves at once.
+                unsafe { libc::_exit(0) };
+            }
+            out
+        })
+    };
+    let flags = |f: libc::c_int| f as u64;
+    let bad_fd = u64::MAX;
+    let ptrace_attach = match sys::absent_pid() {
+        Some(pid) => call(libc::SYS_ptrace, &[libc::PTRACE_ATTACH as u64, pid as u64]).text(),
+        None => "not tried: no pid was found free".to_string(),
+    };
     let mut out = vec![
-        ("unshare_user", raw!(libc::SYS_unshare, libc::CLONE_NEWUSER)),
-        ("unshare_mount", raw!(libc::SYS_unshare, libc::CLONE_NEWNS)),
+        (
+            "unshare_user",
+            in_child(libc::SYS_unshare, &[flags(libc::CLONE_NEWUSER)]),
+        ),
+        (
+            "unshare_mount",
+            in_child(libc::SYS_unshare, &[flags(libc::CLONE_NEWNS)]),
+        ),
         (
             "unshare_user_ns_cgroup",
-            raw!(
+            in_child(
                 libc::SYS_unshare,
-                libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP
+                &[flags(
+                    libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP,
+                )],
             ),
         ),
         (
             "unshare_user_net",
-            raw!(libc::SYS_unshare, libc::CLONE_NEWUSER | libc::CLONE_NEWNET),
+            in_child(
+                libc::SYS_unshare,
+                &[flags(libc::CLONE_NEWUSER | libc::CLONE_NEWNET)],
+            ),
         ),
         // CLONE_NEWUSER with CLONE_FS is EINVAL when clone is allowed to look at it.
         (
             "clone_newuser",
-            raw!(
+            in_child(
                 libc::SYS_clone,
-                libc::CLONE_NEWUSER | libc::CLONE_FS,
-                0,
-                0,
-                0,
-                0
+                &[flags(libc::CLONE_NEWUSER | libc::CLONE_FS)],
             ),
         ),
-        ("clone3", raw!(libc::SYS_clone3, nul, 0)),
+        ("clone3", call(libc::SYS_clone3, &[0, 0])),
         (
             "mount",
-            raw!(
-                libc::SYS_mount,
-                c"none".as_ptr(),
-                missing.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                nul
-            ),
+            call(libc::SYS_mount, &[s(c"none"), missing, s(c"tmpfs"), 0, 0]),
         ),
-        ("umount2", raw!(libc::SYS_umount2, missing.as_ptr(), 0)),
+        ("umount2", call(libc::SYS_umount2, &[missing, 0])),
         (
             "pivot_root",
-            raw!(libc::SYS_pivot_root, missing.as_ptr(), missing.as_ptr()),
+            call(libc::SYS_pivot_root, &[missing, missing]),
         ),
-        ("setns", raw!(libc::SYS_setns, -1, 0)),
+        ("setns", call(libc::SYS_setns, &[bad_fd, 0])),
         (
             "open_by_handle_at",
-            raw!(libc::SYS_open_by_handle_at, -1, nul, 0),
+            call(libc::SYS_open_by_handle_at, &[bad_fd, 0, 0]),
         ),
-        (
-            "fsopen",
-            raw!(libc::SYS_fsopen, c"nonexistent-fs".as_ptr(), 0),
-        ),
-        ("keyctl", raw!(libc::SYS_keyctl, 0, -1000, 0)),
-        ("add_key", raw!(libc::SYS_add_key, nul, nul, nul, 0, 0)),
-        ("request_key", raw!(libc::SYS_request_key, nul, nul, nul, 0)),
-        ("bpf", raw!(libc::SYS_bpf, 9999, nul, 0)),
+        ("fsopen", call(libc::SYS_fsopen, &[s(c"nonexistent-fs"), 0])),
+        ("keyctl", call(libc::SYS_keyctl, &[0, (-1000i64) as u64, 0])),
+        ("add_key", call(libc::SYS_add_key, &[0, 0, 0, 0, 0])),
+        ("request_key", call(libc::SYS_request_key, &[0, 0, 0, 0])),
+        ("bpf", call(libc::SYS_bpf, &[9999, 0, 0])),
         (
             "perf_event_open",
-            raw!(libc::SYS_perf_event_open, nul, 0, -1, -1, 0),
+            call(libc::SYS_perf_event_open, &[0, 0, bad_fd, bad_fd, 0]),
         ),
-        ("userfaultfd", raw!(libc::SYS_userfaultfd, 0xffff)),
-        ("io_uring_setup", raw!(libc::SYS_io_uring_setup, 0, nul)),
+        ("userfaultfd", call(libc::SYS_userfaultfd, &[0xffff])),
+        ("io_uring_setup", call(libc::SYS_io_uring_setup, &[0, 0])),
         (
             "finit_module",
-            raw!(libc::SYS_finit_module, -1, c"".as_ptr(), 0),
+            call(libc::SYS_finit_module, &[bad_fd, s(c""), 0]),
         ),
         (
             "kexec_load",
-            raw!(libc::SYS_kexec_load, 0, 0, nul, 0xffff_ffffu32),
+            call(libc::SYS_kexec_load, &[0, 0, 0, 0xffff_ffff]),
         ),
-        ("kcmp", raw!(libc::SYS_kcmp, 0, 0, 99, 0, 0)),
-        (
-            "ptrace_attach_1",
-            raw!(libc::SYS_ptrace, libc::PTRACE_ATTACH, 99999, 0, 0),
-        ),
-        ("x32_getpid", raw!(0x4000_0000 | libc::SYS_getpid)),
-        ("unknown_1000", raw!(1000)),
+        ("kcmp", call(libc::SYS_kcmp, &[0, 0, 99, 0, 0])),
+        ("x32_getpid", call(0x4000_0000 | libc::SYS_getpid, &[])),
+        ("unknown_1000", call(1000, &[])),
         (
             "socket_alg",
-            raw!(libc::SYS_socket, libc::AF_ALG, libc::SOCK_SEQPACKET, 0),
+            call(
+                libc::SYS_socket,
+                &[flags(libc::AF_ALG), flags(libc::SOCK_SEQPACKET), 0],
+            ),
         ),
         (
             "socket_vsock",
-            raw!(libc::SYS_socket, libc::AF_VSOCK, libc::SOCK_STREAM, 0),
+            call(
+                libc::SYS_socket,
+                &[flags(libc::AF_VSOCK), flags(libc::SOCK_STREAM), 0],
+            ),
         ),
         (
             "socket_packet",
-            raw!(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0),
-        ),
-        ("tiocsti", raw!(libc::SYS_ioctl, -1, libc::TIOCSTI, nul)),
-        ("personality_bad", raw!(libc::SYS_personality, 0x0040_0000)),
-        ("chroot", raw!(libc::SYS_chroot, missing.as_ptr())),
-        (
-            "mknod_block",
-            raw!(
-                libc::SYS_mknodat,
-                libc::AT_FDCWD,
-                missing.as_ptr(),
-                libc::S_IFBLK | 0o600,
-                0x0801
+            call(
+                libc::SYS_socket,
+                &[flags(libc::AF_PACKET), flags(libc::SOCK_RAW), 0],
             ),
         ),
-        ("sethostname", raw!(libc::SYS_sethostname, nul, 100_000)),
-    ];
+        (
+            "tiocsti",
+            // TIOCSTI (the generic ioctl number, x86 and arm alike).
+            call(libc::SYS_ioctl, &[bad_fd, 0x5412, 0]),
+        ),
+        // Were it allowed, it would change the probe's own execution domain.
+        (
+            "personality_bad",
+            in_child(libc::SYS_personality, &[0x0040_0000]),
+        ),
+        ("chroot", in_child(libc::SYS_chroot, &[missing])),
+        ("mknod_block", mknod_block()),
+        ("sethostname", call(libc::SYS_sethostname, &[0, 100_000])),
+    ]
+    .into_iter()
+    .map(|(name, out)| {
+        // A descriptor returned against expectations is not kept.
+        if name.starts_with("socket")
+            || ["fsopen", "userfaultfd", "io_uring_setup", "perf_event_open"].contains(&name)
+        {
+            sys::close_if_fd(out);
+        }
+        (name, out.text())
+    })
+    .collect::<Vec<_>>();
+    out.push(("ptrace_attach_absent", ptrace_attach));
     out.sort_by_key(|(name, _)| *name);
     out
+}
+
+/// `mknodat(sda, S_IFBLK, 8:1)` in a fresh directory of the probe's own, which is
+/// removed again (with the node, if a bare host let it be made).
+fn mknod_block() -> sys::Outcome {
+    for dir in ["/dev/shm", "/tmp"] {
+        let mut template = format!("{dir}/probe-XXXXXX\0").into_bytes();
+        // SAFETY: a writable NUL-terminated template mkdtemp fills in.
+        if unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) }.is_null() {
+            continue;
+        }
+        template.pop();
+        let tmp = std::path::PathBuf::from(String::from_utf8_lossy(&template).into_owned());
+        let node = sys::cpath(&tmp.join("sda"));
+        let out = sys::syscall(
+            libc::SYS_mknodat,
+            [
+                libc::AT_FDCWD as u64,
+                node.as_ptr() as u64,
+                u64::from(libc::S_IFBLK | 0o600),
+                libc::makedev(8, 1),
+                0,
+                0,
+            ],
+        );
+        let _ = std::fs::remove_file(tmp.join("sda"));
+        let _ = std::fs::remove_dir(&tmp);
+        return out;
+    }
+    sys::Outcome::Err(libc::EROFS)
 }
 
 fn list_fds() -> Result<Vec<String>, std::io::Error> {
@@ -271,6 +341,7 @@ fn check(args: &[&str], initial_fds: Vec<(i32, String)>) -> ExitCode {
     let mut setuid = Vec::new();
     let mut allow_fds = Vec::new();
     let mut only = Vec::new();
+    let mut siblings: Option<Vec<i32>> = None;
     let mut it = args.iter();
     while let Some(&arg) = it.next() {
         let mut value = |name: &str| {
@@ -293,6 +364,21 @@ fn check(args: &[&str], initial_fds: Vec<(i32, String)>) -> ExitCode {
                     .map(|p| allow_fds.push(p))
                     .map_err(|_| format!("--allow-fd {v}: not a descriptor"))
             }),
+            "--sibling-pid" => value("--sibling-pid").and_then(|v| {
+                v.parse()
+                    .map(|p| siblings.get_or_insert_with(Vec::new).push(p))
+                    .map_err(|_| format!("--sibling-pid {v}: not a pid"))
+            }),
+            "--siblings" => {
+                // Listed now, before any check forks a child of the probe's own.
+                // SAFETY: getpid has no arguments.
+                let me = unsafe { libc::getpid() };
+                let seen = checks::visible_pids().unwrap_or_default();
+                siblings
+                    .get_or_insert_with(Vec::new)
+                    .extend(seen.into_iter().filter(|&p| p != 1 && p != me));
+                Ok(())
+            }
             "--setuid" => value("--setuid").map(|v| setuid.push(std::path::PathBuf::from(v))),
             "--only" => value("--only").map(|v| only.extend(v.split(',').map(str::to_string))),
             other => Err(format!("unknown option {other}")),
@@ -309,14 +395,24 @@ fn check(args: &[&str], initial_fds: Vec<(i32, String)>) -> ExitCode {
         eprintln!("probe check: no check named {unknown}");
         return ExitCode::from(2);
     }
-    let ctx = checks::Ctx::new(host_pids, setuid, allow_fds, initial_fds);
+    if let Some(list) = &mut siblings {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let ctx = checks::Ctx::new(host_pids, setuid, allow_fds, initial_fds, siblings);
     let (results, oracle) = checks::run(&ctx, &only);
-    let failed = results.iter().filter(|c| !c.pass).count();
+    let count = |s: checks::Status| results.iter().filter(|c| c.status() == s).count();
+    let (passed, failed, skipped) = (
+        count(checks::Status::Pass),
+        count(checks::Status::Fail),
+        count(checks::Status::Skip),
+    );
     if json {
         let report = serde_json::json!({
             "checks": results.iter().map(checks::Check::json).collect::<Vec<_>>(),
-            "passed": results.len() - failed,
+            "passed": passed,
             "failed": failed,
+            "skipped": skipped,
             "seccomp_oracle": match &oracle {
                 Ok(()) => "ok".to_string(),
                 Err(e) => e.clone(),
@@ -325,14 +421,17 @@ fn check(args: &[&str], initial_fds: Vec<(i32, String)>) -> ExitCode {
         println!("{report:#}");
     } else {
         for c in &results {
-            let status = if c.pass { "PASS" } else { "FAIL" };
             let row = format!("[{}]", c.row);
-            println!("{status} {:<32} {row:<6} {}", c.name, c.summary());
+            println!(
+                "{} {:<32} {row:<6} {}",
+                c.status().text(),
+                c.name,
+                c.summary()
+            );
         }
         println!(
-            "{} checks: {} passed, {failed} failed",
-            results.len(),
-            results.len() - failed
+            "{} checks: {passed} passed, {failed} failed, {skipped} skipped",
+            results.len()
         );
         if let Err(e) = &oracle {
             println!("seccomp oracle unavailable, layers not shown: {e}");
@@ -349,6 +448,17 @@ fn main() -> ExitCode {
     // Before anything else opens a descriptor.
     let initial_fds = sys::open_fds();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let attempts = matches!(
+        args.first().map(String::as_str),
+        Some("check" | "syscalls" | "sweep")
+    );
+    if attempts && !sys::missing_is_missing() {
+        eprintln!(
+            "probe: {} exists; its attempts are aimed at that path on the grounds that it does not, so none is made",
+            sys::MISSING.to_string_lossy()
+        );
+        return ExitCode::from(2);
+    }
     match args
         .iter()
         .map(String::as_str)
@@ -369,6 +479,17 @@ fn main() -> ExitCode {
             for (name, result) in syscalls() {
                 println!("{name} {result}");
             }
+        }
+        ["ids"] => {
+            let (mut r, mut e, mut s) = (0, 0, 0);
+            let (mut rg, mut eg, mut sg) = (0, 0, 0);
+            // SAFETY: live out-pointers for the three ids each.
+            unsafe {
+                libc::getresuid(&mut r, &mut e, &mut s);
+                libc::getresgid(&mut rg, &mut eg, &mut sg);
+            }
+            println!("uid {r} {e} {s}");
+            println!("gid {rg} {eg} {sg}");
         }
         ["fds"] => match list_fds() {
             Ok(fds) => fds.iter().for_each(|l| println!("{l}")),
@@ -414,7 +535,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--only NAMES]\n       probe sweep [--json] [--all]\n       probe syscalls | fds | fork N | forkbomb | alloc MIB | spin THREADS | openfiles N | segv"
+                "usage: probe check [--json] [--host-pid PID]... [--setuid PATH]... [--allow-fd N]... [--siblings | --sibling-pid PID...] [--only NAMES]\n       probe sweep [--json] [--all]\n       probe syscalls | ids | fds | fork N | forkbomb | alloc MIB | spin THREADS | openfiles N | segv"
             );
             return ExitCode::from(2);
         }

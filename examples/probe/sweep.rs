@@ -19,21 +19,29 @@ use tasksandbox::seccomp::syscalls;
 use crate::oracle::{self, Verdict, COOKIE};
 use crate::sys::{self, MISSING};
 
-/// The highest native number swept: everything the x86_64 table has (up to 469), the
-/// unassigned gaps, and some room above.
-pub const MAX_NR: i64 = 511;
+/// The highest native number swept one by one: everything the x86_64 table has (up
+/// to 469), the unassigned gaps, the x32-only range 512..=547 (unassigned natively)
+/// and room above, up to 1023.
+pub const MAX_NR: i64 = 1023;
+
+/// Native numbers far above the table, swept as well: the guard must answer `ENOSYS`
+/// for every number it does not know, not only for those near the table. The kernel
+/// hands seccomp the low 32 bits; none of these has the x32 bit (30) set. (`-1`, which
+/// the kernel treats as "no syscall", is left out.)
+pub const FAR_NUMBERS: [i64; 4] = [0x0001_0000, 0x3fff_ffff, 0x8000_0000, 0xbfff_ffff];
 
 /// The x32-ABI bit of x86_64 syscall numbers.
 pub const X32_BIT: i64 = 0x4000_0000;
 
-/// x32 numbers swept: `read`, `write`, `getpid`, `exit`, and the x32-only range
-/// 512..=547 (`rt_sigaction` .. `pwritev2`).
+/// The highest number of the kernel's x32 table (`pwritev2`, 547): the x32 ABI
+/// shares 0..=511 with the native table where the layouts agree, and has its own
+/// entries at 512..=547 where they do not.
+pub const MAX_X32_NR: i64 = 547;
+
+/// x32 numbers swept: every number the kernel's x32 table could dispatch, 0..=547,
+/// with the x32 bit set. Every one must be refused, whatever the native number.
 pub fn x32_numbers() -> Vec<i64> {
-    [0, 1, 39, 60]
-        .into_iter()
-        .chain(512..=547)
-        .map(|n| X32_BIT | n)
-        .collect()
+    (0..=MAX_X32_NR).map(|n| X32_BIT | n).collect()
 }
 
 /// The syscalls of the x86_64 table (up to Linux 6.18) that Docker's default profile
@@ -174,9 +182,14 @@ pub const SKIPPED: [(i64, &str); 2] = [
 
 /// One swept number.
 pub struct Entry {
+    /// The number as made: native, or with [`X32_BIT`] set.
     pub nr: i64,
+    /// Its name in the native table; `None` for an unassigned number and for every
+    /// x32 number.
     pub name: Option<&'static str>,
+    /// The six arguments it was made with (the sixth is the oracle's cookie).
     pub args: [u64; 6],
+    /// What the task's seccomp filters decided.
     pub verdict: Verdict,
 }
 
@@ -184,6 +197,7 @@ pub struct Entry {
 pub fn sweep() -> Result<Vec<Entry>, String> {
     let numbers: Vec<i64> = (0..=MAX_NR)
         .filter(|nr| !SKIPPED.iter().any(|(skip, _)| skip == nr))
+        .chain(FAR_NUMBERS)
         .chain(x32_numbers())
         .collect();
     let calls: Vec<(i64, [u64; 6])> = numbers
@@ -196,7 +210,7 @@ pub fn sweep() -> Result<Vec<Entry>, String> {
         .zip(verdicts)
         .map(|((nr, args), verdict)| Entry {
             nr,
-            name: syscalls::name(nr),
+            name: native_name(nr),
             args,
             verdict,
         })
@@ -287,8 +301,9 @@ pub fn main(json_out: bool, all: bool) -> std::process::ExitCode {
         }
         let count = |v: Verdict, list: &[&Entry]| list.iter().filter(|e| e.verdict == v).count();
         println!(
-            "swept {} numbers (0..={MAX_NR} and {} x32 numbers) through the seccomp oracle; nothing reached the kernel",
+            "swept {} numbers (0..={MAX_NR}, {} far above, and the {} x32 numbers 0..={MAX_X32_NR}) through the seccomp oracle; nothing reached the kernel",
             entries.len(),
+            FAR_NUMBERS.len(),
             x32.len()
         );
         for (nr, why) in SKIPPED {

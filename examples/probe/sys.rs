@@ -7,8 +7,19 @@ use std::path::Path;
 use nix::errno::Errno;
 
 /// A directory that does not exist: a mount, chroot or umount aimed at it fails with
-/// `ENOENT` when the call is allowed to reach the kernel.
+/// `ENOENT` when the call is allowed to reach the kernel. The probe refuses to run
+/// attempts when it exists ([`missing_is_missing`]).
 pub const MISSING: &CStr = c"/nonexistent-probe-dir";
+
+/// Whether [`MISSING`] really does not exist. Were it there (a directory someone
+/// made), a mount aimed at it on a bare host would succeed, so the probe makes no
+/// attempt then.
+pub fn missing_is_missing() -> bool {
+    matches!(
+        lstat_errno(Path::new(MISSING.to_str().unwrap_or("/"))),
+        Err(libc::ENOENT)
+    )
+}
 
 /// The result of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +102,16 @@ pub fn syscall(nr: i64, args: [u64; 6]) -> Outcome {
     }
 }
 
+/// A pid no process has: above `PID_MAX_LIMIT` (4194304, the most `pid_max` can be),
+/// and checked with `kill(pid, 0)` giving `ESRCH`. `None` if even that pid answers
+/// (the check is made rather than assumed, so that an attempt aimed at it can never
+/// stop a real process).
+pub fn absent_pid() -> Option<i32> {
+    [i32::MAX, 4_194_305, 4_194_999]
+        .into_iter()
+        .find(|&pid| syscall(libc::SYS_kill, [pid as u64, 0, 0, 0, 0, 0]).is(libc::ESRCH))
+}
+
 /// Turns a libc return value (`-1` and errno on failure) into an [`Outcome`].
 pub fn outcome(ret: libc::c_long) -> Outcome {
     if ret == -1 {
@@ -136,12 +157,21 @@ pub fn can_write(path: &Path) -> Outcome {
 
 /// `lstat`.
 pub fn lstat(path: &Path) -> Option<libc::stat> {
+    lstat_errno(path).ok()
+}
+
+/// `lstat`, with the errno on failure.
+pub fn lstat_errno(path: &Path) -> Result<libc::stat, i32> {
     let path = cpath(path);
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a NUL-terminated path and a live, writable `stat`.
     let ret = unsafe { libc::lstat(path.as_ptr(), &mut st) };
-    (ret == 0).then_some(st)
+    if ret == 0 {
+        Ok(st)
+    } else {
+        Err(last_errno())
+    }
 }
 
 /// `stat` (follows symlinks).

@@ -44,6 +44,11 @@ pub(super) fn detect() -> Result<CgroupVersion, CgroupError> {
     Err(CgroupError::Unsupported)
 }
 
+/// No cgroup was ever made by this build, and none can be removed.
+pub(super) fn sweep_stale(_parent: &Path, _full: bool) -> Result<super::Swept, CgroupError> {
+    Err(CgroupError::Unsupported)
+}
+
 /// Strict enforcement is impossible; best effort gets an empty cgroup and every
 /// requested limit back as not applied.
 pub(super) fn create(

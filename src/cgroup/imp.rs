@@ -149,6 +149,47 @@ pub(super) fn detect() -> Result<CgroupVersion, CgroupError> {
     system_layout().map(Layout::version).ok_or_else(not_mounted)
 }
 
+/// Every hierarchy root a task cgroup can have a directory in, without repeats.
+pub(super) fn hierarchy_roots(layout: &Layout) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = match layout {
+        Layout::V1(m) => [&m.cpu, &m.cpuacct, &m.memory, &m.pids]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        Layout::V2 { root } => vec![root.clone()],
+    };
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// The hierarchy every complete task cgroup has a directory in and makes last: on
+/// v1 the last of cpu, cpuacct, memory, pids that is mounted (see [`create_v1`]).
+fn last_made_root(layout: &Layout) -> Option<&Path> {
+    match layout {
+        Layout::V1(m) => [&m.pids, &m.memory, &m.cpuacct, &m.cpu]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(PathBuf::as_path),
+        Layout::V2 { root } => Some(root),
+    }
+}
+
+pub(super) fn sweep_stale(parent: &Path, full: bool) -> Result<super::Swept, CgroupError> {
+    // The same check a task cgroup's parent gets, with a name that always passes.
+    relative_path(parent, "x")?;
+    let layout = system_layout().ok_or_else(not_mounted)?;
+    let quick = if full { None } else { last_made_root(layout) };
+    Ok(super::sweep::sweep_in(
+        &hierarchy_roots(layout),
+        quick,
+        parent,
+        &super::sweep::pid_alive,
+    ))
+}
+
 fn not_mounted() -> CgroupError {
     CgroupError::NotMounted {
         path: PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT),

@@ -32,6 +32,11 @@
 //!
 //! Without the `cgroups` cargo feature the same API exists, but nothing can be
 //! enforced: [`detect`] and a strict create fail with [`CgroupError::Unsupported`].
+//!
+//! A launcher that dies without tearing its tasks down (SIGKILL, a crash) leaves
+//! their cgroup directories behind, empty. Every start sweeps its cgroup parent for
+//! such directories of dead launchers and removes them ([`sweep_stale`], also
+//! callable on its own).
 
 use std::fmt;
 use std::io;
@@ -39,6 +44,8 @@ use std::path::{Path, PathBuf};
 
 #[cfg(feature = "cgroups")]
 mod imp;
+#[cfg(feature = "cgroups")]
+mod sweep;
 #[cfg(feature = "cgroups")]
 use imp as backend;
 
@@ -65,6 +72,74 @@ impl fmt::Display for CgroupVersion {
             CgroupVersion::V1 => "cgroup v1",
             CgroupVersion::V2 => "cgroup v2",
         })
+    }
+}
+
+/// What [`sweep_stale`] found: task cgroups of launchers that are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Swept {
+    /// The task cgroup directories removed (absolute paths; on cgroup v1 one per
+    /// hierarchy the task used).
+    pub removed: Vec<PathBuf>,
+    /// Those of dead launchers left in place because a process is still inside one
+    /// of them (the sweep never kills anything).
+    pub busy: Vec<PathBuf>,
+}
+
+/// Removes the cgroups that launchers which are no longer running left under
+/// `parent` (relative to each hierarchy's root, as given to
+/// [`TaskSandboxBuilder::cgroup_parent`](crate::TaskSandboxBuilder::cgroup_parent);
+/// `tasksandbox` by default).
+///
+/// Task cgroups are named `<launcher pid>-<8 hex digits>-<n>`. For each one whose
+/// launcher pid is no live process, the directory and the container cgroups below it
+/// are removed bottom-up, each only once its `cgroup.procs` reads empty, and with
+/// `rmdir`, which the kernel refuses for a cgroup that holds a process: a cgroup with
+/// a process in it is never touched, and nothing is killed. A live pid keeps its
+/// cgroups even if it now belongs to an unrelated process (they go at a later sweep).
+/// Nothing under `parent` but names of that shape is looked at.
+///
+/// This is the full sweep: it lists the parent in every hierarchy. Each
+/// [`TaskSandbox::start`](crate::TaskSandbox::start) sweeps its own parent first:
+/// fully at the first start of the process, then quickly, listing the parent in one
+/// hierarchy only (on cgroup v1 the last one a task cgroup is made in), which misses
+/// only the directories of a launcher killed while it was making them. Launchers that
+/// share a parent must share a pid namespace, or one could take another's live pid
+/// for a dead one (its cgroups would still be left alone once a process is in them,
+/// but a cgroup made and not yet joined could go).
+///
+/// Fails with [`CgroupError::InvalidPath`] for a parent that is not a plain relative
+/// path, [`CgroupError::NotMounted`] when no cgroup filesystem is mounted, and
+/// [`CgroupError::Unsupported`] without the `cgroups` feature.
+pub fn sweep_stale(parent: impl AsRef<Path>) -> Result<Swept, CgroupError> {
+    backend::sweep_stale(parent.as_ref(), true)
+}
+
+/// The sweep a start makes on the task's cgroup parent: full the first time this
+/// process sweeps that parent, quick after; logged, never failing the start.
+pub(crate) fn sweep_before_start(parent: &Path) {
+    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let full = {
+        let mut swept = SWEPT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = !swept.iter().any(|p| p == parent);
+        if first {
+            swept.push(parent.to_path_buf());
+        }
+        first
+    };
+    match backend::sweep_stale(parent, full) {
+        Ok(swept) => {
+            for path in &swept.removed {
+                tracing::info!(path = %path.display(), "removed the cgroup of a launcher that is gone");
+            }
+            for path in &swept.busy {
+                tracing::warn!(path = %path.display(), "the cgroup of a launcher that is gone still holds a process");
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "cgroup sweep skipped"),
     }
 }
 

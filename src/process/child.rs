@@ -203,10 +203,54 @@ pub(crate) fn lock_down(plan: &ChildPlan) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Execs the plan's program, trying each resolved path as execvp does.
+/// The launcher's own executable (device, inode), noted by the launcher before it
+/// forks (see [`note_launcher_exe`]).
+static LAUNCHER_EXE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Notes which file the launcher runs. Its children are copies of it that have not
+/// exec'd yet, so their `/proc/self/exe` is that file: an image that points its
+/// program at `/proc/self/exe` (CVE-2019-5736's first move) would have the child
+/// exec the launcher's own binary inside the container. Launcher side only.
+pub(crate) fn note_launcher_exe() {
+    use std::os::unix::fs::MetadataExt;
+    LAUNCHER_EXE
+        .get_or_init(|| std::fs::metadata("/proc/self/exe").map_or((0, 0), |m| (m.dev(), m.ino())));
+}
+
+/// Whether `path` reaches the launcher's executable through a `/proc` magic link
+/// (`/proc/self/exe`, `/proc/<pid>/exe`, `/proc/self/fd/<n>`), which is how an image
+/// gets at a file it was never given. The launcher's binary bound in on purpose (a
+/// volume: the `sidecar` example runs itself so) is reached without one. A path that
+/// cannot be looked at is not: `execve` then answers for it. Where the kernel has no
+/// `openat2` (before 5.6), any path to the launcher's executable counts.
+fn leads_to_launcher_exe(path: &std::ffi::CStr) -> bool {
+    let is_launcher = match (LAUNCHER_EXE.get(), sys::stat(path)) {
+        (Some(&(dev, ino)), Ok(st)) => ino != 0 && st.st_dev == dev && st.st_ino == ino,
+        _ => false,
+    };
+    if !is_launcher {
+        return false;
+    }
+    match sys::open_path_no_magiclinks(path) {
+        Ok(fd) => {
+            sys::close(fd);
+            false
+        }
+        Err(Errno::ELOOP | Errno::ENOSYS) => true,
+        Err(_) => false,
+    }
+}
+
+/// Execs the plan's program, trying each resolved path as execvp does. A path that
+/// leads to the launcher's own executable through a `/proc` magic link is refused
+/// (`EACCES`): the launcher's binary never runs inside a container unless it was
+/// bound there.
 pub(crate) fn exec_plan(plan: &ChildPlan, exec: &ExecArgs) -> Result<Infallible, Failure> {
     let mut errno = Errno::ENOENT;
     for path in &plan.exec_candidates {
+        if leads_to_launcher_exe(path) {
+            return Err(Errno::EACCES).at(Step::Exec);
+        }
         match sys::execve(path, exec.argv, exec.envp) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => errno = Errno::EACCES,

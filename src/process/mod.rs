@@ -9,6 +9,7 @@
 
 mod child;
 mod exec;
+pub(crate) mod failpoint;
 mod init;
 pub(crate) mod plan;
 mod supervise;
@@ -23,6 +24,7 @@ use nix::fcntl::OFlag;
 pub use supervise::{ExitStatus, Output, RunningTask};
 
 use self::child::{ExecArgs, Failure};
+use self::failpoint::{hit, Failpoint};
 use self::supervise::{Control, Shared};
 use crate::cgroup::{CgroupLimits, CgroupVersion, Join, TaskCgroup};
 use crate::container::Stdio;
@@ -169,15 +171,20 @@ pub(crate) fn start(
     inner: &Arc<Inner>,
     first_stdio: Option<[Stdio; 3]>,
 ) -> Result<RunningTask, Error> {
-    // 1. The ephemeral storage's volume, if it is on disk: a detached mount that only
-    //    the task init will attach. Then the cgroups, with every limit written before
-    //    any process is in them.
+    // 1. What launchers that died left under the same parent goes. Then the ephemeral
+    //    storage's volume, if it is on disk: a detached mount that only the task init
+    //    will attach. Then the cgroups, with every limit written before any process is
+    //    in them.
+    failpoint::arm();
+    child::note_launcher_exe();
+    crate::cgroup::sweep_before_start(&inner.cgroup_parent);
     let storage = match &inner.storage {
         Some(plan) => plan.prepare()?,
         None => None,
     };
     let storage_fd = storage.as_ref().map_or(-1, AsRawFd::as_raw_fd);
     let (cgroups, not_applied) = create_cgroups(inner)?;
+    hit(Failpoint::CgroupsMade);
     let init_cgroup = cgroups.init.as_ref().unwrap_or(&cgroups.task);
 
     // 2. The control socket, a pipe to release init, a close-on-exec pipe to hear its
@@ -251,6 +258,7 @@ pub(crate) fn start(
         }
         Err(errno) => return Err(Error::host("clone the task init", errno)),
     };
+    hit(Failpoint::InitCloned);
     let mut guard = KillOnDrop {
         pidfd: &pidfd,
         armed: true,
@@ -274,6 +282,7 @@ pub(crate) fn start(
     if by_pid {
         init_cgroup.add_process(pid)?;
     }
+    hit(Failpoint::IdMapsWritten);
     sys::write_all(sync_write.as_raw_fd(), &[1])
         .map_err(|e| Error::host("release the task init", e))?;
     drop(sync_write);
@@ -287,6 +296,7 @@ pub(crate) fn start(
     }
     guard.armed = false;
     drop(guard);
+    hit(Failpoint::InitReady);
 
     // 7. The running task, then its first containers; a failure here drops the task,
     //    which kills init (and so everything) and removes the cgroups.

@@ -401,12 +401,14 @@ impl Control {
                 }
             }
         };
+        super::failpoint::hit(super::failpoint::Failpoint::ContainerCloned);
         let mut report = [0u8; super::Failure::WIRE_LEN];
         let n = sys::read_full(error_read.as_raw_fd(), &mut report)
             .map_err(|e| Error::host("read the container's launch result", e))?;
         if n == super::Failure::WIRE_LEN {
             return Err(launch_error(&inner, index, super::Failure::decode(&report)).into());
         }
+        super::failpoint::hit(super::failpoint::Failpoint::ContainerExeced);
         let pid = sys::pidfd_pid(pidfd.as_raw_fd()).unwrap_or(0) as u32;
 
         let mut logs = Vec::new();
