@@ -705,7 +705,7 @@ fn the_jail_directory_holds_the_plans_files() {
     let base = tempfile::tempdir().expect("tempdir");
     let plan = Firecracker::new()
         .with_logs()
-        .plan(&spec().vsock(Vsock::new(3, "v.sock")))
+        .plan(&spec().initrd("/k/initrd").vsock(Vsock::new(3, "v.sock")))
         .expect("plans");
     let dir = JailDir::create(base.path(), "vm1", &plan, 101_000, 101_000).expect("creates");
     let config = std::fs::metadata(dir.config_dir().join("firecracker.json")).expect("config");
