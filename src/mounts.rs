@@ -248,6 +248,10 @@ pub(crate) struct RootContext<'a> {
     /// Where the task init mounts the ephemeral storage, in the mount namespace the
     /// containers are cloned from.
     pub storage: &'a Path,
+    /// Where the task init attaches the sysfs of a joined network namespace, which
+    /// containers bind at `/sys` (`None`: the task has its own network namespace,
+    /// whose sysfs containers mount themselves).
+    pub sysfs_stage: Option<&'a Path>,
 }
 
 /// Where secrets are delivered inside a container.
@@ -456,13 +460,31 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
         flags: SECURE,
         data: None,
     });
-    ops.push(MountOp::Mount {
-        source: Some(c"sysfs".into()),
-        target: at("/sys")?,
-        fstype: Some(c"sysfs".into()),
-        flags: SECURE | libc::MS_RDONLY,
-        data: None,
-    });
+    match ctx.sysfs_stage {
+        None => ops.push(MountOp::Mount {
+            source: Some(c"sysfs".into()),
+            target: at("/sys")?,
+            fstype: Some(c"sysfs".into()),
+            flags: SECURE | libc::MS_RDONLY,
+            data: None,
+        }),
+        // The joined namespace's sysfs, which the launcher made and init attached
+        // (read-only, nosuid, nodev, noexec already).
+        Some(stage) => {
+            let target = at("/sys")?;
+            ops.push(MountOp::Mount {
+                source: Some(c("sysfs", stage.as_os_str().as_bytes())?),
+                target: target.clone(),
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            });
+            ops.push(MountOp::ReadOnly {
+                target,
+                recursive: false,
+            });
+        }
+    }
 
     // 5. Into the new root; nothing of the host is reachable past this point.
     ops.push(MountOp::PivotRoot {
@@ -831,6 +853,7 @@ mod tests {
             has_tty_gid: true,
             hostname: "app",
             storage: Path::new("/run/tasksandbox/storage"),
+            sysfs_stage: None,
         }
     }
 

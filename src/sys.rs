@@ -551,6 +551,75 @@ pub(crate) fn setns(fd: RawFd, flags: c_int) -> SysResult {
     check(unsafe { libc::setns(fd, flags) })
 }
 
+/// The kind of namespace `fd` refers to (`NS_GET_NSTYPE`): a `CLONE_NEW*` flag.
+pub(crate) fn ns_type(fd: RawFd) -> SysResult<c_int> {
+    /// `_IO(NSIO, 0x3)`.
+    const NS_GET_NSTYPE: c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns an int.
+    let ret = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A new sysfs instance of the calling thread's network namespace, as a detached
+/// mount (`fsopen`, `fsconfig(FSCONFIG_CMD_CREATE)`, `fsmount`): read-only, nosuid,
+/// nodev, noexec, close-on-exec. It is attached nowhere until [`move_mount_fd`].
+pub(crate) fn sysfs_mount_fd() -> SysResult<RawFd> {
+    const FSOPEN_CLOEXEC: c_ulong = 0x1;
+    const FSCONFIG_CMD_CREATE: c_ulong = 6;
+    const FSMOUNT_CLOEXEC: c_ulong = 0x1;
+    const MOUNT_ATTR_RDONLY_NOSUID_NODEV_NOEXEC: c_ulong = 0x1 | 0x2 | 0x4 | 0x8;
+    // SAFETY: a NUL-terminated file system name and a flag.
+    let fs =
+        check_long(unsafe { libc::syscall(libc::SYS_fsopen, c"sysfs".as_ptr(), FSOPEN_CLOEXEC) })?
+            as RawFd;
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
+    let created = check_long(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_CMD_CREATE,
+            ptr::null::<libc::c_char>(),
+            ptr::null::<libc::c_void>(),
+            0 as c_int,
+        )
+    });
+    let mounted = created.and_then(|_| {
+        // SAFETY: integer arguments on the file system context just created.
+        check_long(unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs,
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_RDONLY_NOSUID_NODEV_NOEXEC,
+            )
+        })
+    });
+    close(fs);
+    mounted.map(|fd| fd as RawFd)
+}
+
+/// Attaches the detached mount `fd` at `target` (`move_mount` with
+/// `MOVE_MOUNT_F_EMPTY_PATH`).
+pub(crate) fn move_mount_fd(fd: RawFd, target: &CStr) -> SysResult {
+    const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
+    // SAFETY: an open mount descriptor with an empty path, and a NUL-terminated target.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
 /// Closes every descriptor from 3 up except those in `keep` (sorted ascending).
 pub(crate) fn close_all_except(keep: &[RawFd]) -> SysResult {
     let mut first: libc::c_uint = 3;

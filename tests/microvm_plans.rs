@@ -140,7 +140,13 @@ const IFACE_KEYS: &[&str] = &[
     "tx_rate_limiter",
 ];
 const VSOCK_KEYS: &[&str] = &["guest_cid", "uds_path", "vsock_id"];
-const LOGGER_KEYS: &[&str] = &["log_path", "level", "show_level", "show_log_origin", "module"];
+const LOGGER_KEYS: &[&str] = &[
+    "log_path",
+    "level",
+    "show_level",
+    "show_log_origin",
+    "module",
+];
 const METRICS_KEYS: &[&str] = &["metrics_path"];
 
 /// `value` is an object whose keys are all in `known`.
@@ -441,7 +447,10 @@ fn the_rule_check_catches_what_firecracker_refuses() {
             c.pointer_mut(section).expect("section")["bogus_field"] = 1.into();
         })
         .expect_err(section);
-        assert!(err.contains("unknown field bogus_field"), "{section}: {err}");
+        assert!(
+            err.contains("unknown field bogus_field"),
+            "{section}: {err}"
+        );
     }
     let logged = firecracker_config(&Firecracker::new().with_logs(), &full());
     for section in ["logger", "metrics"] {
@@ -504,5 +513,7 @@ fn firecracker_refuses_what_its_rules_forbid() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(fc.plan(&bare.disk(Disk::new("rootfs", "/srv/r").root())).is_ok());
+    assert!(fc
+        .plan(&bare.disk(Disk::new("rootfs", "/srv/r").root()))
+        .is_ok());
 }

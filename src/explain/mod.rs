@@ -79,6 +79,9 @@ pub struct TaskExplanation {
     pub best_effort: bool,
     /// What is already known, at build, not to be enforced (best effort only).
     pub not_enforced: Vec<String>,
+    /// The existing network namespace the task joins (its path, or `fd N`); `None`:
+    /// a new one with only loopback.
+    pub network_namespace: Option<String>,
 }
 
 /// cgroup limits.
@@ -150,15 +153,19 @@ pub enum NamespaceScope {
     Container,
     /// The host's (only the user namespace, when it is disabled).
     Host,
+    /// An existing one the task joined (the network namespace given to the
+    /// builder), left as it is.
+    Joined,
 }
 
 impl NamespaceScope {
-    /// `task`, `container` or `host`.
+    /// `task`, `container`, `host` or `joined`.
     pub fn name(self) -> &'static str {
         match self {
             NamespaceScope::Task => "task",
             NamespaceScope::Container => "container",
             NamespaceScope::Host => "host",
+            NamespaceScope::Joined => "joined",
         }
     }
 }
@@ -275,6 +282,10 @@ impl TaskSandbox {
             ephemeral_storage_bytes: inner.storage.as_ref().map(|s| s.bytes),
             best_effort: inner.best_effort,
             not_enforced: inner.notes.clone(),
+            network_namespace: match &inner.netns {
+                crate::namespaces::NetworkNamespace::New => None,
+                joined => Some(joined.describe()),
+            },
         };
         let user_scope = match inner.ids {
             ResolvedIds::Mapped { .. } => NamespaceScope::Task,
@@ -310,7 +321,13 @@ fn container(
         (NamespaceKind::User, user_scope),
         (NamespaceKind::Pid, pid_scope),
         (NamespaceKind::Mount, NamespaceScope::Container),
-        (NamespaceKind::Network, NamespaceScope::Task),
+        (
+            NamespaceKind::Network,
+            match inner.netns {
+                crate::namespaces::NetworkNamespace::New => NamespaceScope::Task,
+                _ => NamespaceScope::Joined,
+            },
+        ),
         (NamespaceKind::Uts, NamespaceScope::Task),
         (NamespaceKind::Ipc, NamespaceScope::Task),
         (NamespaceKind::Cgroup, NamespaceScope::Container),

@@ -23,6 +23,7 @@ use crate::size::TaskSize;
 use crate::task::TaskSandbox;
 
 use super::plan::{VmmPlan, JAIL_CONFIG_DIR, JAIL_RUN_DIR};
+use super::spec::check_file_name;
 use super::MicrovmError;
 
 /// The user the VMM runs as inside the jail when the launcher is root: uid and gid
@@ -107,14 +108,15 @@ pub const VMM_SYSCALLS: &[&str] = &[
     "gettimeofday",
     "sched_yield",
     "sched_getaffinity",
-    // Signals, to itself only (`kill` and `tkill` of other processes are not allowed).
+    // Signal handling. Sending is `tgkill` to its own thread group only (a rule below:
+    // the VMM is pid 1 of its own pid namespace); `kill`, `tkill` and the
+    // `*sigqueueinfo` calls are not allowed at all.
     "rt_sigaction",
     "rt_sigprocmask",
     "rt_sigreturn",
     "rt_sigsuspend",
     "rt_sigtimedwait",
     "sigaltstack",
-    "tgkill",
     // Threads and process state.
     "set_robust_list",
     "get_robust_list",
@@ -158,6 +160,10 @@ pub const VMM_SYSCALLS: &[&str] = &[
     "execve",
 ];
 
+/// The VMM's pid in its own pid namespace: the jail's container is the first
+/// process of a new pid namespace.
+pub const VMM_PID_IN_JAIL: u64 = 1;
+
 /// `clone`'s flags that create namespaces (Docker's mask), plus `CLONE_THREAD`.
 const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
@@ -165,8 +171,10 @@ const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 /// The seccomp profile of a VMM's jail: `EPERM` for everything but
 /// [`VMM_SYSCALLS`] and `extra`, `clone` only for threads (`CLONE_THREAD` set, no
 /// namespace flag: no fork, no new namespace), `clone3` answered `ENOSYS` (glibc then
-/// uses `clone`), `socket` and `socketpair` only for `AF_UNIX`, and `ioctl`'s
-/// `TIOCSTI`/`TIOCLINUX` refused.
+/// uses `clone`), `socket` and `socketpair` only for `AF_UNIX`, `tgkill` only to
+/// thread group [`VMM_PID_IN_JAIL`] (itself: the profile is made for a process that is
+/// pid 1 of its pid namespace, as the jail's VMM is, where no other process is
+/// visible anyway), and `ioctl`'s `TIOCSTI`/`TIOCLINUX` refused.
 ///
 /// Every syscall it allows is allowed by Docker's default profile too, for a task
 /// without capabilities; it refuses what Docker's allows and a VMM does not need:
@@ -188,6 +196,9 @@ pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
         CLONE_THREAD,
     ) {
         profile.push_rule(SyscallRule::new(["clone"], Action::Allow).with_arg(thread));
+    }
+    if let Ok(own) = ArgCondition::dword(0, ArgOp::Eq, VMM_PID_IN_JAIL) {
+        profile.push_rule(SyscallRule::new(["tgkill"], Action::Allow).with_arg(own));
     }
     for call in ["socket", "socketpair"] {
         if let Ok(unix) = ArgCondition::dword(0, ArgOp::Eq, libc::AF_UNIX as u64) {
@@ -346,6 +357,49 @@ fn default_base_dir(euid: u32) -> PathBuf {
     }
 }
 
+/// Failures injected into [`JailDir::create`] by the unit tests.
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static FAIL: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    }
+
+    /// Makes the next write of a file named `name` fail on this thread.
+    pub(crate) fn fail_writing(name: &str) {
+        FAIL.with(|f| *f.borrow_mut() = Some(PathBuf::from(name)));
+    }
+
+    pub(super) fn check(target: &Path) -> Result<(), super::MicrovmError> {
+        let hit = FAIL.with(|f| {
+            let mut f = f.borrow_mut();
+            let hit = f
+                .as_deref()
+                .is_some_and(|n| target.file_name() == Some(n.as_os_str()));
+            if hit {
+                *f = None;
+            }
+            hit
+        });
+        if hit {
+            return Err(super::MicrovmError::Io {
+                what: format!("write {}", target.display()),
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(test))]
+mod failpoint {
+    pub(super) fn check(_: &std::path::Path) -> Result<(), super::MicrovmError> {
+        Ok(())
+    }
+}
+
 /// A VM's directory on the host: `config/` (the plan's read-only files, bound at
 /// [`JAIL_CONFIG_DIR`]) and `run/` (owned by the jail's uid, bound writable at
 /// [`JAIL_RUN_DIR`]). Removed by the launch's `cleanup` stage.
@@ -358,7 +412,9 @@ static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl JailDir {
     /// Makes `<base>/<name>-<pid>-<n>` with its `config/` and `run/`, writes `plan`'s
-    /// files, and gives `run/` to `host_uid`:`host_gid`.
+    /// files, and gives `run/` to `host_uid`:`host_gid`. Fails on a planned file whose
+    /// name is not a plain file name before making anything; on a later failure it
+    /// removes what it made.
     pub fn create(
         base: &Path,
         name: &str,
@@ -380,6 +436,9 @@ impl JailDir {
                 Err(e) => return Err(io("create", &made, e)),
             }
         }
+        for file in &plan.files {
+            check_file_name("planned file", &file.name)?;
+        }
         let n = JAIL_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = base.join(format!("{name}-{}-{n}", std::process::id()));
         fs::DirBuilder::new()
@@ -387,8 +446,26 @@ impl JailDir {
             .create(&path)
             .map_err(|e| io("create", &path, e))?;
         let dir = JailDir { path };
-        let config = dir.config_dir();
-        let run = dir.run_dir();
+        // From here on a failure removes what was made.
+        match dir.fill(plan, host_uid, host_gid) {
+            Ok(()) => Ok(dir),
+            Err(err) => {
+                if let Err(e) = fs::remove_dir_all(&dir.path) {
+                    tracing::warn!(path = %dir.path.display(), error = %e, "half-made jail directory not removed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Makes `config/` and `run/` in the new directory and writes the plan's files.
+    fn fill(&self, plan: &VmmPlan, host_uid: u32, host_gid: u32) -> Result<(), MicrovmError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| MicrovmError::Io {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        };
+        let config = self.config_dir();
+        let run = self.run_dir();
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&config)
@@ -399,6 +476,7 @@ impl JailDir {
             .map_err(|e| io("create", &run, e))?;
         for file in &plan.files {
             let target = if file.writable { &run } else { &config }.join(&file.name);
+            failpoint::check(&target)?;
             fs::write(&target, &file.contents).map_err(|e| io("write", &target, e))?;
             let mode = if file.writable { 0o600 } else { 0o644 };
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))
@@ -410,7 +488,7 @@ impl JailDir {
         }
         std::os::unix::fs::chown(&run, Some(host_uid), Some(host_gid))
             .map_err(|e| io("chown", &run, e))?;
-        Ok(dir)
+        Ok(())
     }
 
     /// The directory on the host.

@@ -55,7 +55,9 @@ pub use firecracker::{
     Firecracker, CONFIG_FILE as FIRECRACKER_CONFIG_FILE, MAX_BOOT_ARGS as FIRECRACKER_MAX_BOOT_ARGS,
 };
 pub use hooks::{Hook, HookFn, Hooks, Stage};
-pub use jail::{accessible, vmm_seccomp_profile, Jail, JailDir, JAIL_USER, VMM_SYSCALLS};
+pub use jail::{
+    accessible, vmm_seccomp_profile, Jail, JailDir, JAIL_USER, VMM_PID_IN_JAIL, VMM_SYSCALLS,
+};
 pub use launch::{default_hooks, LaunchContext, MicroVm, RunningVm, VmExit};
 pub use plan::{
     JailBind, PlannedFile, Vmm, VmmPlan, JAIL_CONFIG_DIR, JAIL_DISK_DIR, JAIL_INITRD, JAIL_KERNEL,

@@ -282,7 +282,10 @@ fn vmm_profile_refuses_what_a_vmm_does_not_need() {
     let eperm = Action::Errno(libc::EPERM as u32);
     let fork_flags = (libc::CLONE_CHILD_CLEARTID | libc::CLONE_CHILD_SETTID | libc::SIGCHLD) as u64;
     // (call, args): allowed by Docker's default, refused for the VMM.
-    let refused: [(&str, [u64; 6]); 12] = [
+    let refused: [(&str, [u64; 6]); 14] = [
+        // Signals to another thread group, or to any thread without naming its group.
+        ("tgkill", [2, 2, 9, 0, 0, 0]),
+        ("tkill", [1, 9, 0, 0, 0, 0]),
         ("ptrace", [0; 6]),
         ("process_vm_readv", [0; 6]),
         ("process_vm_writev", [0; 6]),
@@ -313,6 +316,8 @@ fn vmm_profile_refuses_what_a_vmm_does_not_need() {
         ("ioctl", [0, libc::TCGETS, 0, 0, 0, 0]),
         ("seccomp", [0; 6]),
         ("execve", [0; 6]),
+        // raise() and pthread_kill(): its own thread group, pid 1 of its namespace.
+        ("tgkill", [1, 7, libc::SIGUSR1 as u64, 0, 0, 0]),
     ] {
         assert_eq!(vmm.decide(caps, nr(call), &args), Action::Allow, "{call}");
     }
@@ -749,4 +754,99 @@ fn the_jail_directory_holds_the_plans_files() {
     dir.remove().expect("removes");
     assert!(!dir.path().exists());
     dir.remove().expect("removing twice is fine");
+}
+
+#[test]
+fn a_failed_jail_directory_leaves_nothing() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: giving the run directory to the jail's uid needs root");
+        return;
+    }
+    let base = tempfile::tempdir().expect("tempdir");
+    let plan = Firecracker::new()
+        .with_logs()
+        .plan(&spec().initrd("/k/initrd"))
+        .expect("plans");
+    // The last file of the plan fails to be written: the config, the run directory
+    // and the first log exist by then.
+    jail::failpoint::fail_writing("firecracker.metrics");
+    let err = JailDir::create(base.path(), "vm1", &plan, 101_000, 101_000)
+        .expect_err("the injected failure");
+    assert!(
+        matches!(&err, MicrovmError::Io { what, .. } if what.contains("firecracker.metrics")),
+        "{err:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(base.path())
+        .expect("base")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A planned file name that is a path is refused before anything is made.
+    let mut bad = plan.clone();
+    bad.files[0].name = "../escape.json".into();
+    let err = JailDir::create(base.path(), "vm1", &bad, 101_000, 101_000).expect_err("refused");
+    assert!(matches!(err, MicrovmError::Spec { .. }), "{err:?}");
+    assert_eq!(std::fs::read_dir(base.path()).expect("base").count(), 0);
+}
+
+#[test]
+fn guest_modules_come_with_their_dependencies_first() {
+    use super::guest::modules_with_dependencies;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = |name: &str, depends: &str| {
+        let mut ko = b"\x7fELF....\0license=GPL\0".to_vec();
+        ko.extend_from_slice(format!("depends={depends}\0vermagic=6.1\0").as_bytes());
+        std::fs::write(dir.path().join(format!("{name}.ko")), ko).expect("write");
+    };
+    module("virtio_net", "virtio_ring,virtio,net_failover");
+    module("net_failover", "failover");
+    module("failover", "");
+    module("virtio", "");
+    module("virtio_ring", "");
+    module("virtio_mmio", "virtio,virtio_ring");
+    let names = |paths: Vec<std::path::PathBuf>| -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let order =
+        modules_with_dependencies(dir.path(), &["virtio_mmio", "virtio-net"]).expect("resolves");
+    assert_eq!(
+        names(order),
+        [
+            "virtio",
+            "virtio_ring",
+            "virtio_mmio",
+            "failover",
+            "net_failover",
+            "virtio_net"
+        ]
+    );
+    module("virtio_blk", "virtio,missing_one");
+    let err = modules_with_dependencies(dir.path(), &["virtio_blk"]).expect_err("missing");
+    assert!(
+        err.to_string().contains("missing_one.ko")
+            && err.to_string().contains("needed by virtio_blk"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("junk.ko"), b"not a module").expect("write");
+    assert!(modules_with_dependencies(dir.path(), &["junk"]).is_err());
+    // The init script loads them in order, before the marker.
+    let script = CommandInitramfs::new("/bin/busybox", ["true"])
+        .modules([
+            dir.path().join("virtio.ko"),
+            dir.path().join("virtio_mmio.ko"),
+        ])
+        .init_script();
+    let a = script
+        .find("insmod /lib/modules/virtio.ko")
+        .expect("virtio");
+    let b = script
+        .find("insmod /lib/modules/virtio_mmio.ko")
+        .expect("mmio");
+    let begin = script.find(guest::BEGIN_MARKER).expect("marker");
+    assert!(a < b && b < begin, "{script}");
 }
