@@ -265,6 +265,9 @@ pub struct Container {
     pub(crate) secrets: Vec<Secret>,
     pub(crate) cpu_units: Option<u32>,
     pub(crate) memory_limit: Option<u64>,
+    /// A root holding only what is listed (the microVM jail's), instead of the
+    /// default root or `rootfs`.
+    pub(crate) bare_root: Option<crate::mounts::BareRoot>,
 }
 
 /// The `PATH` a container gets when its environment sets none.
@@ -297,6 +300,7 @@ impl Container {
             secrets: Vec::new(),
             cpu_units: None,
             memory_limit: None,
+            bare_root: None,
         }
     }
 

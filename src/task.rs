@@ -469,6 +469,9 @@ impl TaskSandboxBuilder {
         let hostname = self.task_hostname()?;
         self.network_namespace.validate()?;
         let joined_netns = !matches!(self.network_namespace, NetworkNamespace::New);
+        // Containers with their own /sys bind the joined namespace's sysfs.
+        let needs_sysfs_stage =
+            joined_netns && self.containers.iter().any(|c| c.bare_root.is_none());
 
         let (nofile, nofile_note) = self.resolve_nofile()?;
         let mut notes: Vec<String> = nofile_note.into_iter().collect();
@@ -504,14 +507,14 @@ impl TaskSandboxBuilder {
             has_tty_gid: ids.has_gid(5),
             hostname: &hostname,
             storage: &storage_dir,
-            sysfs_stage: joined_netns.then_some(sysfs_dir.as_path()),
+            sysfs_stage: needs_sysfs_stage.then_some(sysfs_dir.as_path()),
         };
         let needs_default_root = self.containers.iter().any(|c| c.rootfs.is_none());
         let needs_storage = self.containers.iter().any(|c| !c.storage_mounts.is_empty());
         for (needed, dir) in [
             (needs_default_root, &mountpoint),
             (needs_storage, &storage_dir),
-            (joined_netns, &sysfs_dir),
+            (needs_sysfs_stage, &sysfs_dir),
         ] {
             if needed {
                 prepare_mountpoint(&runtime_dir, dir).map_err(|reason| {
@@ -595,7 +598,7 @@ impl TaskSandboxBuilder {
                 storage,
                 log_sink: self.log_sink,
                 netns: self.network_namespace,
-                sysfs_stage: if joined_netns {
+                sysfs_stage: if needs_sysfs_stage {
                     Some(CString::new(sysfs_dir.as_os_str().as_bytes()).map_err(|_| {
                         ConfigError::RuntimeDir {
                             path: sysfs_dir.clone(),

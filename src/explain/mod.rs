@@ -471,6 +471,18 @@ fn mounts(ops: &[MountOp]) -> MountSummary {
                     add_ro(e);
                 }
             }
+            MountOp::SetAttrs { target, attrs, .. } => {
+                let target = inside(target);
+                if let Some(e) = entries.iter_mut().rev().find(|e| e.target == target) {
+                    for name in crate::mounts::attr_names(*attrs) {
+                        if name == "ro" {
+                            add_ro(e);
+                        } else if !e.flags.contains(&name) {
+                            e.flags.push(name);
+                        }
+                    }
+                }
+            }
             MountOp::Mask { path } => masked.push(lossy(path)),
             MountOp::ReadOnlyPath { path } => readonly.push(lossy(path)),
             MountOp::WriteFile { path, .. } => {

@@ -31,14 +31,18 @@
 mod accel;
 mod cloud_hypervisor;
 mod console;
+mod elf;
 mod firecracker;
 pub mod guest;
 mod hooks;
 mod jail;
 mod launch;
+mod net;
 mod plan;
 mod qemu;
+mod root;
 mod spec;
+mod sys;
 
 #[cfg(test)]
 mod tests;
@@ -56,14 +60,17 @@ pub use firecracker::{
 };
 pub use hooks::{Hook, HookFn, Hooks, Stage};
 pub use jail::{
-    accessible, vmm_seccomp_profile, Jail, JailDir, JAIL_USER, VMM_PID_IN_JAIL, VMM_SYSCALLS,
+    accessible, vmm_seccomp_profile, Jail, JailDevice, JailDir, DEFAULT_ROOT_BASE_DIR, JAIL_USER,
+    VMM_PID_IN_JAIL, VMM_SYSCALLS,
 };
 pub use launch::{default_hooks, LaunchContext, MicroVm, RunningVm, VmExit};
+pub use net::VmNetns;
 pub use plan::{
-    JailBind, PlannedFile, Vmm, VmmPlan, JAIL_CONFIG_DIR, JAIL_DISK_DIR, JAIL_INITRD, JAIL_KERNEL,
-    JAIL_RUN_DIR, JAIL_VM_DIR,
+    HostFile, JailBind, PlannedFile, Vmm, VmmPlan, JAIL_CONFIG_DIR, JAIL_DISK_DIR, JAIL_INITRD,
+    JAIL_KERNEL, JAIL_RUN_DIR, JAIL_VM_DIR,
 };
-pub use qemu::{Qemu, TCG_TB_SIZE_MIB};
+pub use qemu::{Qemu, QMP_SOCKET as QEMU_QMP_SOCKET, TCG_TB_SIZE_MIB};
+pub use root::JailRoot;
 pub use spec::{
     Accelerator, Disk, NetInterface, VmSpec, Vsock, DEFAULT_BOOT_TIMEOUT, MAX_VCPUS,
     MIN_GUEST_MEMORY_MIB,
@@ -185,6 +192,18 @@ pub enum MicrovmError {
     NotReady {
         /// What is missing.
         what: &'static str,
+    },
+    /// The jail directory is on a filesystem mounted `nodev`, where the private device
+    /// nodes of the VMM could not be opened.
+    #[error(
+        "the jail directory {path:?} is on a filesystem mounted nodev, where the VMM's device \
+         nodes cannot be opened; set Jail::base_dir to a directory on a filesystem without \
+         nodev (the default for root is {})",
+        jail::DEFAULT_ROOT_BASE_DIR
+    )]
+    DeviceNodesNotAllowed {
+        /// The jail directory (or its base).
+        path: PathBuf,
     },
     /// The guest image cannot be built.
     #[error("guest image: {reason}")]

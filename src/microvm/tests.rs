@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::elf;
 use super::guest::{elf_is_static, parse_console, shell_quote, CommandInitramfs, Cpio};
 use super::plan::json_string;
 use super::*;
@@ -370,9 +371,10 @@ fn default_hooks_run_in_stage_order() {
         hooks.names(),
         [
             "check-files",
+            "resolve-vmm",
             "check-devices",
-            "check-network",
             "make-jail-dir",
+            "make-netns",
             "size-jail",
             "spawn-vmm",
             "wait-for-sockets",
@@ -381,6 +383,7 @@ fn default_hooks_run_in_stage_order() {
             "drain-console",
             "collect-stats",
             "stop-vmm",
+            "remove-netns",
             "remove-jail-dir",
         ]
     );
@@ -402,7 +405,7 @@ fn hooks_insert_replace_and_remove_by_name() {
     assert_eq!(names[0], "fetch-kernel");
     let at = |n: &str| names.iter().position(|x| x == n).expect(n);
     assert_eq!(at("log-pid"), at("spawn-vmm") + 1);
-    assert_eq!(at("make-disk"), at("make-jail-dir") + 1);
+    assert_eq!(at("make-disk"), at("make-netns") + 1);
     assert!(at("make-disk") < at("size-jail"));
 
     let old = hooks
@@ -419,12 +422,12 @@ fn hooks_insert_replace_and_remove_by_name() {
         Some(at("wait-for-boot-marker"))
     );
 
-    let removed = hooks.remove("check-network").expect("remove");
+    let removed = hooks.remove("check-devices").expect("remove");
     assert_eq!(
         (removed.name(), removed.stage()),
-        ("check-network", Stage::Validate)
+        ("check-devices", Stage::Validate)
     );
-    assert!(!hooks.contains("check-network"));
+    assert!(!hooks.contains("check-devices"));
 }
 
 #[test]
@@ -536,10 +539,11 @@ fn a_failed_stage_stops_the_launch_and_cleans_up() {
         log,
         [
             "validate:check-files",
+            "validate:resolve-vmm",
             "validate:check-devices",
-            "validate:check-network",
             "prepare:make-jail-dir",
             "cleanup:stop-vmm",
+            "cleanup:remove-netns",
             "cleanup:remove-jail-dir",
         ]
     );
@@ -567,8 +571,12 @@ fn dropping_a_started_vm_runs_cleanup() {
     drop(vm.start().expect("starts"));
     let log = log.lock().expect("log").clone();
     assert_eq!(
-        &log[log.len() - 2..],
-        ["cleanup:stop-vmm", "cleanup:remove-jail-dir"]
+        &log[log.len() - 3..],
+        [
+            "cleanup:stop-vmm",
+            "cleanup:remove-netns",
+            "cleanup:remove-jail-dir"
+        ]
     );
     assert!(!log.iter().any(|l| l.starts_with("wait:")));
 }
@@ -576,7 +584,14 @@ fn dropping_a_started_vm_runs_cleanup() {
 #[test]
 fn removed_spawn_is_reported_not_panicked() {
     let mut vm = MicroVm::new(Qemu::new(), spec().accelerator(Accelerator::Tcg)).expect("plans");
-    for name in ["check-files", "check-devices", "make-jail-dir", "spawn-vmm"] {
+    for name in [
+        "check-files",
+        "resolve-vmm",
+        "check-devices",
+        "make-jail-dir",
+        "spawn-vmm",
+        "wait-for-sockets",
+    ] {
         vm.hooks_mut().remove(name).expect("default hook");
     }
     let err = vm
@@ -849,4 +864,81 @@ fn guest_modules_come_with_their_dependencies_first() {
         .expect("mmio");
     let begin = script.find(guest::BEGIN_MARKER).expect("marker");
     assert!(a < b && b < begin, "{script}");
+}
+
+#[test]
+fn the_elf_closure_is_what_the_loader_loaded() {
+    // This test binary was loaded by the real loader: what it mapped is the oracle.
+    let exe = std::env::current_exe().expect("test binary");
+    let closure = elf::closure(&exe, &[]).expect("resolves");
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).expect("canonical");
+    let mut resolved: Vec<std::path::PathBuf> = closure
+        .interpreter
+        .iter()
+        .chain(&closure.libraries)
+        .map(|p| canonical(p))
+        .collect();
+    resolved.sort();
+    resolved.dedup();
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    let exe = canonical(&exe);
+    // Executable mappings: what the loader loaded (not, say, debug files a backtrace
+    // reads).
+    let mut mapped: Vec<std::path::PathBuf> = maps
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|perms| perms.contains('x'))
+        })
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/'))
+        .map(std::path::PathBuf::from)
+        .filter(|p| *p != exe && elf::read(p).ok().flatten().is_some())
+        .map(|p| canonical(&p))
+        .collect();
+    mapped.sort();
+    mapped.dedup();
+    assert!(!resolved.is_empty(), "a dynamically linked test binary");
+    assert_eq!(resolved, mapped);
+}
+
+#[test]
+fn ld_so_conf_includes_are_followed_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("ld.so.conf");
+    let d = dir.path().join("ld.so.conf.d");
+    std::fs::create_dir(&d).expect("mkdir");
+    std::fs::write(
+        &conf,
+        "/opt/first\ninclude ld.so.conf.d/*.conf\n# a comment\n/opt/last # trailing\n",
+    )
+    .expect("write");
+    std::fs::write(d.join("b.conf"), "/opt/b\n").expect("write");
+    std::fs::write(
+        d.join("a.conf"),
+        "/opt/a1\n/opt/a2\ninclude /nonexistent/*.conf\n",
+    )
+    .expect("write");
+    std::fs::write(d.join("ignored.txt"), "/opt/no\n").expect("write");
+    let dirs = elf::ld_so_conf_dirs(&conf);
+    let dirs: Vec<&str> = dirs.iter().map(|p| p.to_str().unwrap()).collect();
+    assert_eq!(
+        dirs,
+        ["/opt/first", "/opt/a1", "/opt/a2", "/opt/b", "/opt/last"]
+    );
+}
+
+#[test]
+fn elf_files_that_are_not_are_told_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("script");
+    std::fs::write(&text, b"#!/bin/sh\necho hi\n").expect("write");
+    assert_eq!(elf::read(&text).expect("reads"), None);
+    let truncated = dir.path().join("truncated");
+    let mut bytes = std::fs::read(std::env::current_exe().expect("exe")).expect("read");
+    bytes.truncate(70);
+    std::fs::write(&truncated, &bytes).expect("write");
+    assert!(elf::read(&truncated).is_err());
+    assert!(elf::closure(&text, &[]).is_err());
 }
