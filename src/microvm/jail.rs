@@ -164,7 +164,10 @@ pub const VMM_SYSCALLS: &[&str] = &[
     "getpeername",
     // The jail installs its second seccomp program under the first one, then execs the
     // VMM. More filters can only narrow what is allowed (and Firecracker and Cloud
-    // Hypervisor install their own).
+    // Hypervisor install their own). `execve` stays allowed because the filter is in
+    // place before the exec; in the jail's root the only executable files are the VMM,
+    // its interpreter and libraries (everything else is on noexec mounts), so it can
+    // only run the VMM again.
     "seccomp",
     "execve",
 ];
@@ -230,7 +233,8 @@ pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
 
 /// A device node of the jail: a private node the launch made in the VM's directory
 /// (the host device's major and minor numbers, owned by the jail's uid and gid, mode
-/// 0600), and the path it appears at inside the jail.
+/// 0600), and the path it appears at inside the jail. A launcher that is not root
+/// cannot make device nodes; its jail runs as its own uid and gets the host's node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JailDevice {
     /// The private node on the host.
@@ -589,7 +593,16 @@ impl JailDir {
         }
         std::os::unix::fs::chown(&run, Some(host_uid), Some(host_gid))
             .map_err(|e| io("chown", &run, e))?;
-        if !plan.devices.is_empty() {
+        if !plan.devices.is_empty() && !nix::unistd::geteuid().is_root() {
+            // An unprivileged launcher cannot make device nodes; its jail runs as its
+            // own uid, so the host's nodes give the VMM what the launcher has.
+            for device in &plan.devices {
+                self.devices.push(JailDevice {
+                    node: device.clone(),
+                    path: device.clone(),
+                });
+            }
+        } else if !plan.devices.is_empty() {
             check_device_nodes_allowed(&self.path)?;
             let dev = self.path.join("dev");
             fs::DirBuilder::new()

@@ -26,7 +26,9 @@ const POLL: Duration = Duration::from_millis(2);
 ///
 /// Fields a runtime is expected to change are public: `plan` until `spawn` (extra
 /// arguments, files), `jail` until `spawn` (the jail's limits, user, seccomp
-/// profile, volumes), `timeout` until `wait`.
+/// profile, root, volumes, devices), `netns` until `prepare`'s `make-netns` (a
+/// namespace of the runtime's, [`VmNetns::existing`]) and after it (to wire the VM's
+/// namespace), `timeout` until `wait`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct LaunchContext {
@@ -159,7 +161,10 @@ fn check_files(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
         accessible(&bind.host, uid, gid, !bind.read_only).map_err(|reason| {
             MicrovmError::HostFile {
                 path: bind.host.clone(),
-                reason: format!("the jailed VMM could not open it: {reason}"),
+                reason: format!(
+                    "the jailed VMM could not open it: {reason} (by its mode bits and \
+                     owner; access control lists are not read)"
+                ),
             }
         })?;
     }
@@ -187,7 +192,7 @@ fn check_devices(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
             Err(e) => return Err(err(format!("is missing on this host: {e}"))),
         }
     }
-    if !ctx.plan.devices.is_empty() {
+    if !ctx.plan.devices.is_empty() && nix::unistd::geteuid().is_root() {
         check_device_nodes_allowed(&ctx.jail.base_dir)?;
     }
     Ok(())

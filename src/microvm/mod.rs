@@ -14,12 +14,16 @@
 //!    `cleanup`, each a list of named hooks a runtime can insert into, replace or
 //!    remove from.
 //! 3. **The VMM runs jailed** ([`Jail`]) by the crate's own launcher: a
-//!    [`TaskSandbox`](crate::TaskSandbox) whose one container runs the VMM in a fresh
-//!    root holding only the host's `/usr` and libraries, the VM's files and the device
-//!    nodes of the plan; as a non-root uid (host uid 101000 for a root launcher); with
-//!    no capabilities, `no_new_privs`, a VMM seccomp allowlist
-//!    ([`vmm_seccomp_profile`]); new pid, mount, IPC, UTS, cgroup and network
-//!    namespaces; and a cgroup sized for guest memory plus the VMM's overhead.
+//!    [`TaskSandbox`](crate::TaskSandbox) whose one container runs the VMM in a
+//!    read-only root holding only the VMM binary, its ELF interpreter and shared
+//!    libraries and the backend's firmware ([`JailRoot`]), the VM's files (nosuid,
+//!    nodev, noexec) and private nodes of the plan's devices ([`JailDevice`]); as a
+//!    non-root uid (host uid 101000 for a root launcher); with no capabilities,
+//!    `no_new_privs`, a VMM seccomp allowlist ([`vmm_seccomp_profile`]); new pid,
+//!    mount, IPC, UTS and cgroup namespaces, and a new network namespace or, for a
+//!    spec with interfaces, the VM's own with its taps ([`VmNetns`]); and a cgroup
+//!    sized for guest memory plus the VMM's overhead. The spec's boot timeout bounds
+//!    the boot: the plan's sockets and the spec's boot marker.
 //! 4. **Accelerator choice** ([`detect_accelerator`]): KVM where `/dev/kvm` is
 //!    backed by `kvm_intel` or `kvm_amd`; QEMU's TCG otherwise, with the reason (no
 //!    `/dev/kvm`, or a nested PVM `/dev/kvm` that cannot boot stock kernels) and the
