@@ -942,9 +942,11 @@ fn a_runtimes_namespace_gets_the_taps_and_keeps_living() {
 }
 
 /// A backend that runs this test binary as its "VMM", to look at the jail from inside
-/// (see [`vmm_probe_helper`]).
+/// (see [`vmm_probe_helper`]), with one device.
 #[derive(Debug)]
-struct Probe;
+struct Probe {
+    device: &'static str,
+}
 
 const PROBE_ENV: &str = "TASKSANDBOX_VMM_PROBE";
 
@@ -964,7 +966,7 @@ impl Vmm for Probe {
             "-q",
         ]);
         plan.env.push((PROBE_ENV.into(), "1".into()));
-        plan.device("/dev/kvm");
+        plan.device(self.device);
         Ok(plan)
     }
 
@@ -1034,7 +1036,7 @@ fn the_jail_opens_dev_kvm_through_a_private_node() {
     let spec = VmSpec::new("kvm-probe", "/unused/kernel", TaskSize::default())
         .boot_marker("kvm-api-version=")
         .boot_timeout(Duration::from_secs(30));
-    let mut vm = MicroVm::new(Probe, spec).expect("plans");
+    let mut vm = MicroVm::new(Probe { device: "/dev/kvm" }, spec).expect("plans");
     let node = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&node);
     vm.hooks_mut()
@@ -1140,7 +1142,13 @@ fn a_jail_directory_that_cannot_hold_device_nodes_is_refused() {
         };
         assert_eq!(ret, 0);
         let spec = VmSpec::new("nodev", "/unused/kernel", TaskSize::default());
-        let mut vm = MicroVm::new(Probe, spec).expect("plans");
+        let mut vm = MicroVm::new(
+            Probe {
+                device: "/dev/null",
+            },
+            spec,
+        )
+        .expect("plans");
         vm.jail_mut().base_dir = base.path().join("jails");
         let err = vm.start().expect_err("refused");
         // SAFETY: unmount what this thread mounted.
