@@ -1259,3 +1259,42 @@ fn device_nodes_are_bound_into_dev() {
     assert!(dev.contains("net") && dev.contains("null"), "{dev:?}");
     assert!(!dev.contains("kvm"), "only the asked-for devices: {dev:?}");
 }
+
+#[test]
+fn a_tap_name_taken_in_the_namespace_is_refused_and_nothing_is_left() {
+    let Some(guest) = guest() else { return };
+    // `lo` exists in every network namespace: the launch makes its taps, never reuses.
+    let spec = guest
+        .spec("taken-tap", &["true"], &[])
+        .interface(NetInterface::new("net0", "lo", MAC));
+    let mut vm = MicroVm::new(Qemu::new(), spec).expect("plans");
+    let dir = Arc::new(Mutex::new(PathBuf::new()));
+    let slot = Arc::clone(&dir);
+    vm.hooks_mut()
+        .insert_after(
+            "make-jail-dir",
+            Hook::new("record-dir", Stage::Prepare, move |ctx| {
+                *slot.lock().expect("slot") = ctx.require_jail_dir()?.path().to_path_buf();
+                Ok(())
+            }),
+        )
+        .expect("hook");
+    let err = vm.start().expect_err("refused");
+    match &err {
+        MicrovmError::HookFailed { hook, source, .. } => {
+            assert_eq!(hook, "make-netns");
+            assert!(
+                matches!(**source, MicrovmError::Device { .. }),
+                "{source:?}"
+            );
+            assert!(source.to_string().contains("exists already"), "{source}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let dir = dir.lock().expect("slot").clone();
+    assert!(
+        !dir.as_os_str().is_empty() && !dir.exists(),
+        "{} is left",
+        dir.display()
+    );
+}

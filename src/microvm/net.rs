@@ -146,13 +146,13 @@ impl VmNetns {
         on_thread(Some(self.fd.as_raw_fd()), "create a tap device", || {
             let tun = open_tun()?;
             let fd = tun.as_raw_fd();
-            match sys::tun_set_iff(fd, name) {
+            match sys::tun_set_iff(fd, name, true) {
                 Ok(()) => {}
                 Err(nix::errno::Errno::EBUSY) => {
                     return Err(MicrovmError::Device {
                         path: PathBuf::from(name),
-                        reason: "is a tap device that exists already in the VM's network \
-                                 namespace and is in use"
+                        reason: "is a network device that exists already in the VM's \
+                                 network namespace; the launch makes each interface's tap"
                             .into(),
                     })
                 }
@@ -176,7 +176,7 @@ impl VmNetns {
                     what: format!("{what} to delete tap {name}"),
                     source: e.into(),
                 };
-                sys::tun_set_iff(tun.as_raw_fd(), &name).map_err(|e| io("TUNSETIFF", e))?;
+                sys::tun_set_iff(tun.as_raw_fd(), &name, false).map_err(|e| io("TUNSETIFF", e))?;
                 sys::tun_set_persist(tun.as_raw_fd(), false).map_err(|e| io("TUNSETPERSIST", e))
             });
             if let Err(e) = result {

@@ -21,10 +21,14 @@ fn check(ret: libc::c_int) -> Result<(), Errno> {
     }
 }
 
+/// `IFF_TUN_EXCL`: `TUNSETIFF` fails with `EBUSY` if the device exists.
+const IFF_TUN_EXCL: libc::c_int = 0x8000;
+
 /// `TUNSETIFF`: attaches the open `/dev/net/tun` descriptor `fd` to the tap device
 /// `name` of the calling thread's network namespace (`IFF_TAP | IFF_NO_PI`), creating
-/// it if there is none. `name` is at most 15 bytes.
-pub(crate) fn tun_set_iff(fd: RawFd, name: &str) -> Result<(), Errno> {
+/// it if there is none; with `create`, only creating it (`EBUSY` if it exists). `name`
+/// is at most 15 bytes.
+pub(crate) fn tun_set_iff(fd: RawFd, name: &str, create: bool) -> Result<(), Errno> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(Errno::EINVAL);
     }
@@ -33,7 +37,8 @@ pub(crate) fn tun_set_iff(fd: RawFd, name: &str) -> Result<(), Errno> {
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    let excl = if create { IFF_TUN_EXCL } else { 0 };
+    req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | excl) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes the ifreq behind the valid pointer, which
     // holds a NUL-terminated name (the last byte stays zero).
     check(unsafe { libc::ioctl(fd, TUNSETIFF as _, &mut req as *mut libc::ifreq) })
