@@ -6,33 +6,37 @@
 //! ```
 //!
 //! Each run boots the guest kernel with a busybox initramfs whose `/init` runs `true`
-//! and powers off. "jailed" is a whole [`MicroVm::run`]: the launch's hooks, the jail
-//! directory, the jail task (namespaces, cgroup, pivot_root, seccomp), QEMU until it
-//! exits, and the cleanup. "unjailed" is the plan's command line with the jail's paths
-//! replaced by the host's, spawned with `std::process::Command`, its serial console
-//! read to the end. Both check the guest's exit marker, so only real boots count.
+//! and powers off. "jailed" is a whole [`MicroVm::run`]: the launch's hooks (resolving
+//! the VMM's libraries for its minimal root, the jail directory), the jail task
+//! (namespaces, cgroup, pivot_root into that root, seccomp), QEMU until it exits, and
+//! the cleanup. "unjailed" is the plan's command line with the jail's paths replaced
+//! by the host's (the run directory, where the QMP socket goes, by a scratch
+//! directory), spawned with `std::process::Command`, its serial console read to the
+//! end. Both check the guest's exit marker, so only real boots count. The guest
+//! kernel is `vmlinuz` in `$TASKSANDBOX_GUEST_DIR` (by default
+//! /var/cache/tasksandbox/guest), where the script puts it.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tasksandbox::microvm::guest::{parse_console, CommandInitramfs};
-use tasksandbox::microvm::{detect_accelerator, MicroVm, Qemu, VmSpec, Vmm};
+use tasksandbox::microvm::guest::{guest_dir, parse_console, CommandInitramfs};
+use tasksandbox::microvm::{detect_accelerator, MicroVm, Qemu, VmSpec, Vmm, JAIL_RUN_DIR};
 use tasksandbox::TaskSize;
 
-const KERNEL: &str = "/var/cache/tasksandbox/guest/vmlinuz";
-
 fn spec(kernel: &Path, initrd: &Path) -> VmSpec {
-    VmSpec::new(
+    let spec = VmSpec::new(
         "bench",
         kernel,
         TaskSize::custom(1024, 256).expect("valid size"),
     )
-    .initrd(initrd)
     .kernel_arg("quiet")
     .kernel_arg("panic=-1")
-    .accelerator(detect_accelerator().accelerator)
+    .accelerator(detect_accelerator().accelerator);
+    CommandInitramfs::new("/bin/busybox", ["true"])
+        .boot(spec, initrd)
+        .expect("initramfs")
 }
 
 fn jailed(spec: &VmSpec) -> Duration {
@@ -48,8 +52,9 @@ fn jailed(spec: &VmSpec) -> Duration {
     elapsed
 }
 
-/// The plan's command with each jail path replaced by the host path bound there.
-fn unjailed_command(spec: &VmSpec) -> Vec<String> {
+/// The plan's command with each jail path replaced by the host path bound there, and
+/// the run directory by `run`.
+fn unjailed_command(spec: &VmSpec, run: &Path) -> Vec<String> {
     let plan = Qemu::new().plan(spec).expect("plans");
     plan.argv()
         .into_iter()
@@ -62,7 +67,7 @@ fn unjailed_command(spec: &VmSpec) -> Vec<String> {
                     arg = host.into_owned();
                 }
             }
-            arg
+            arg.replace(&format!("{JAIL_RUN_DIR}/"), &format!("{}/", run.display()))
         })
         .collect()
 }
@@ -88,13 +93,14 @@ fn unjailed(argv: &[String]) -> Duration {
     elapsed
 }
 
-fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
+/// Min, median, p90 and max, in seconds.
+fn stats(mut samples: Vec<Duration>) -> [f64; 4] {
     samples.sort();
     let at = |q: f64| {
         let i = ((samples.len() - 1) as f64 * q).round() as usize;
         samples[i].as_secs_f64()
     };
-    (at(0.5), at(0.9))
+    [at(0.0), at(0.5), at(0.9), at(1.0)]
 }
 
 fn main() {
@@ -106,9 +112,7 @@ fn main() {
         println!("skipped: the jailed boots need root");
         return;
     }
-    let kernel = std::env::var_os("TASKSANDBOX_GUEST_KERNEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(KERNEL));
+    let kernel = guest_dir().join("vmlinuz");
     if !kernel.is_file() {
         println!(
             "skipped: no guest kernel at {} (scripts/fetch-guest-kernel.sh)",
@@ -126,11 +130,10 @@ fn main() {
             .expect("chmod");
     }
     let initrd = dir.path().join("initrd.cpio");
-    CommandInitramfs::new("/bin/busybox", ["true"])
-        .write_to(&initrd)
-        .expect("initramfs");
     let spec = spec(&kernel, &initrd);
-    let argv = unjailed_command(&spec);
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).expect("run dir");
+    let argv = unjailed_command(&spec, &run);
     println!("accelerator: {}", detect_accelerator());
     println!("command: {}", argv.join(" "));
 
@@ -148,11 +151,19 @@ fn main() {
             jail_times.push(jailed(&spec));
         }
     }
-    let (jm, jp) = stats(jail_times);
-    let (pm, pp) = stats(plain_times);
+    let jailed = stats(jail_times);
+    let plain = stats(plain_times);
     println!("{runs} boots of each, interleaved; boot-to-exit in seconds");
-    println!("{:<10} {:>8} {:>8}", "variant", "median", "p90");
-    println!("{:<10} {:>8.3} {:>8.3}", "unjailed", pm, pp);
-    println!("{:<10} {:>8.3} {:>8.3}", "jailed", jm, jp);
-    println!("jailed / unjailed (median): {:.3}x", jm / pm);
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>8}",
+        "variant", "min", "median", "p90", "max"
+    );
+    for (name, [min, median, p90, max]) in [("unjailed", plain), ("jailed", jailed)] {
+        println!("{name:<10} {min:>8.3} {median:>8.3} {p90:>8.3} {max:>8.3}");
+    }
+    println!(
+        "jailed / unjailed: {:.3}x (median), {:.3}x (min)",
+        jailed[1] / plain[1],
+        jailed[0] / plain[0]
+    );
 }

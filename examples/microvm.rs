@@ -2,21 +2,23 @@
 //! runs a command inside the guest and prints its output and exit status.
 //!
 //! ```sh
-//! scripts/fetch-guest-kernel.sh          # once: the kernel into /var/cache/tasksandbox/guest
+//! scripts/fetch-guest-kernel.sh          # once: the kernel into $TASKSANDBOX_GUEST_DIR
 //! cargo run --release --example microvm -- uname -a
 //! ```
 //!
-//! Options (before the command): `--kernel PATH` (default
-//! `/var/cache/tasksandbox/guest/vmlinuz`), `--busybox PATH` (default `/bin/busybox`,
-//! which must be static: Debian's `busybox-static`), `--memory MIB` (256), `--cpu
-//! UNITS` (1024), `--timeout SECS` (60). Exits with the guest command's status; 2 on
-//! errors, 124 when the VM was killed at the timeout.
+//! Options (before the command): `--kernel PATH` (default `vmlinuz` in the guest
+//! directory: `$TASKSANDBOX_GUEST_DIR`, else `/var/cache/tasksandbox/guest`),
+//! `--busybox PATH` (default `/bin/busybox`, which must be static: Debian's
+//! `busybox-static`), `--memory MIB` (256), `--cpu UNITS` (1024), `--timeout SECS`
+//! (60). The guest boots within the spec's boot timeout (30 s) or the launch fails.
+//! Exits with the guest command's status; 2 on errors, 124 when the VM was killed at
+//! the timeout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tasksandbox::microvm::guest::{parse_console, CommandInitramfs, BEGIN_MARKER};
+use tasksandbox::microvm::guest::{guest_dir, parse_console, CommandInitramfs, BEGIN_MARKER};
 use tasksandbox::microvm::{detect_accelerator, Hook, MicroVm, Qemu, Stage, VmSpec};
 use tasksandbox::TaskSize;
 
@@ -31,7 +33,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        kernel: PathBuf::from("/var/cache/tasksandbox/guest/vmlinuz"),
+        kernel: guest_dir().join("vmlinuz"),
         busybox: PathBuf::from("/bin/busybox"),
         memory: 256,
         cpu: 1024,
@@ -113,18 +115,17 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("accelerator: {accel}");
 
     let dir = tempfile_dir()?;
-    let initrd = dir.join("initrd.cpio");
-    CommandInitramfs::new(&args.busybox, args.command.clone()).write_to(&initrd)?;
-
     let spec = VmSpec::new(
         "microvm-example",
         &args.kernel,
         TaskSize::custom(args.cpu, args.memory)?,
     )
-    .initrd(&initrd)
     .kernel_arg("quiet")
     .kernel_arg("panic=-1")
     .accelerator(accel.accelerator);
+    // The initrd, and the marker its /init prints once booted: the boot is bounded.
+    let spec = CommandInitramfs::new(&args.busybox, args.command.clone())
+        .boot(spec, &dir.join("initrd.cpio"))?;
     let mut vm = MicroVm::new(Qemu::new(), spec)?.timeout(args.timeout);
     vm.hooks_mut().insert_before(
         "wait-for-sockets",

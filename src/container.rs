@@ -267,6 +267,9 @@ pub struct Container {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) memory_reservation: Option<u64>,
     pub(crate) start_timeout: Option<Duration>,
+    /// A root holding only what is listed (the microVM jail's), instead of the
+    /// default root or `rootfs`.
+    pub(crate) bare_root: Option<crate::mounts::BareRoot>,
 }
 
 /// The `PATH` a container gets when its environment sets none.
@@ -301,6 +304,7 @@ impl Container {
             memory_limit: None,
             memory_reservation: None,
             start_timeout: None,
+            bare_root: None,
         }
     }
 

@@ -250,6 +250,14 @@ pub enum ConfigError {
         /// What is wrong, with the accepted range.
         reason: String,
     },
+    /// The network namespace to join cannot be used.
+    #[error("network namespace {namespace}: {reason}")]
+    NetworkNamespace {
+        /// The namespace (its path, or `fd N`).
+        namespace: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The step of the launch, inside the new task, that failed.

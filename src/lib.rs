@@ -33,7 +33,7 @@ pub use lifecycle::{
 };
 pub use logs::{LogLine, LogSink, LogStream};
 pub use microvm::{MicroVm, MicrovmError, VmSpec, Vmm};
-pub use namespaces::{IdMap, UserNamespace};
+pub use namespaces::{IdMap, NetworkNamespace, UserNamespace};
 pub use process::{ExitStatus, Output, RunningTask};
 pub use seccomp::{CompiledSeccomp, SeccompError, SeccompPolicy, SeccompProfile};
 pub use size::{EphemeralStorage, SizeError, TaskSize};

@@ -57,6 +57,9 @@ const DEFAULT_ROOT_DIRS: [&str; 7] = ["usr", "bin", "sbin", "lib", "lib32", "lib
 const MS_BIND_REC: c_ulong = libc::MS_BIND | libc::MS_REC;
 const SECURE: c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// One operation of the root filesystem plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +74,13 @@ pub(crate) enum MountOp {
     },
     /// Make a bind mount read-only, with its submounts when `recursive`.
     ReadOnly { target: CString, recursive: bool },
+    /// Add `MOUNT_ATTR_*` flags (read-only, nosuid, nodev, noexec) to a mount, with
+    /// its submounts when `recursive`.
+    SetAttrs {
+        target: CString,
+        recursive: bool,
+        attrs: u64,
+    },
     /// `mkdir`, existing entries allowed.
     Mkdir { path: CString, mode: libc::mode_t },
     /// An empty file to bind a file onto, existing entries allowed.
@@ -131,6 +141,9 @@ impl fmt::Display for MountOp {
                 write!(f, "mount {what} on {}", show(target))
             }
             MountOp::ReadOnly { target, .. } => write!(f, "make {} read-only", show(target)),
+            MountOp::SetAttrs { target, attrs, .. } => {
+                write!(f, "make {} {}", show(target), attr_names(*attrs).join(","))
+            }
             MountOp::Mkdir { path, .. } => write!(f, "mkdir {}", show(path)),
             MountOp::Touch { path } => write!(f, "create {}", show(path)),
             MountOp::Symlink { target, link } => {
@@ -169,6 +182,11 @@ impl MountOp {
                 data.as_deref(),
             ),
             MountOp::ReadOnly { target, recursive } => make_read_only(target, *recursive),
+            MountOp::SetAttrs {
+                target,
+                recursive,
+                attrs,
+            } => set_attrs(target, *recursive, *attrs),
             MountOp::Mkdir { path, mode } => sys::mkdir_exist_ok(path, *mode),
             MountOp::Touch { path } => {
                 let fd = sys::open(
@@ -218,19 +236,44 @@ impl MountOp {
 /// Makes the mount at `target` read-only (submounts too when `recursive`); on kernels
 /// without `mount_setattr`, remounts the top mount keeping its locked flags.
 fn make_read_only(target: &std::ffi::CStr, recursive: bool) -> Result<(), Errno> {
-    match sys::mount_setattr(target, recursive, MOUNT_ATTR_RDONLY, 0) {
+    set_attrs(target, recursive, MOUNT_ATTR_RDONLY)
+}
+
+/// Adds the `MOUNT_ATTR_*` flags `attrs` to the mount at `target` (submounts too when
+/// `recursive`); on kernels without `mount_setattr`, remounts the top mount with them,
+/// keeping its locked flags.
+fn set_attrs(target: &std::ffi::CStr, recursive: bool, attrs: u64) -> Result<(), Errno> {
+    match sys::mount_setattr(target, recursive, attrs, 0) {
         Err(Errno::ENOSYS) => {
-            let flags = sys::mount_flags(target)?;
-            sys::mount(
-                None,
-                target,
-                None,
-                flags | libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                None,
-            )
+            let mut flags = sys::mount_flags(target)? | libc::MS_BIND | libc::MS_REMOUNT;
+            for (attr, flag) in [
+                (MOUNT_ATTR_RDONLY, libc::MS_RDONLY),
+                (MOUNT_ATTR_NOSUID, libc::MS_NOSUID),
+                (MOUNT_ATTR_NODEV, libc::MS_NODEV),
+                (MOUNT_ATTR_NOEXEC, libc::MS_NOEXEC),
+            ] {
+                if attrs & attr != 0 {
+                    flags |= flag;
+                }
+            }
+            sys::mount(None, target, None, flags, None)
         }
         other => other,
     }
+}
+
+/// The names of `MOUNT_ATTR_*` flags (`ro`, `nosuid`, `nodev`, `noexec`).
+pub(crate) fn attr_names(attrs: u64) -> Vec<&'static str> {
+    [
+        (MOUNT_ATTR_RDONLY, "ro"),
+        (MOUNT_ATTR_NOSUID, "nosuid"),
+        (MOUNT_ATTR_NODEV, "nodev"),
+        (MOUNT_ATTR_NOEXEC, "noexec"),
+    ]
+    .iter()
+    .filter(|(bit, _)| attrs & bit != 0)
+    .map(|(_, name)| *name)
+    .collect()
 }
 
 fn pivot_into(new_root: &std::ffi::CStr) -> Result<(), Errno> {
@@ -296,13 +339,28 @@ fn bind_null_fd(
     }
     match sys::open_tree_clone(fd) {
         Ok(tree) => {
-            let moved = sys::move_mount_onto(tree, path);
+            let moved = sys::move_mount_fd(tree, path);
             sys::close(tree);
             moved
         }
         Err(Errno::ENOSYS) => sys::mount(Some(null), path, None, libc::MS_BIND, None),
         Err(e) => Err(e),
     }
+}
+
+/// A root filesystem holding only what is listed, for a process that needs nothing
+/// else of the host (the microVM jail's VMM): a read-only tmpfs with the listed host
+/// files bound at their own paths, the container's volumes (nosuid, nodev, noexec),
+/// and a `/dev` with only the listed device nodes; no `/etc`, `/proc` or `/sys`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct BareRoot {
+    /// Host files bound read-only at the same path, where exec and executable
+    /// mappings stay allowed: a program, its ELF interpreter, its libraries.
+    pub executables: Vec<PathBuf>,
+    /// Host files bound read-only at the same path, nosuid, nodev, noexec (data).
+    pub files: Vec<PathBuf>,
+    /// Device nodes: the host node, and the path inside (under `/dev`).
+    pub devices: Vec<(PathBuf, PathBuf)>,
 }
 
 /// What the plan needs to know about the task and the host.
@@ -318,6 +376,10 @@ pub(crate) struct RootContext<'a> {
     /// Where the task init mounts the ephemeral storage, in the mount namespace the
     /// containers are cloned from.
     pub storage: &'a Path,
+    /// Where the task init attaches the sysfs of a joined network namespace, which
+    /// containers bind at `/sys` (`None`: the task has its own network namespace,
+    /// whose sysfs containers mount themselves).
+    pub sysfs_stage: Option<&'a Path>,
 }
 
 /// Where secrets are delivered inside a container.
@@ -342,6 +404,9 @@ fn join(root: &Path, inside: &str) -> Vec<u8> {
 
 /// Builds the plan for `container`. Checks the rootfs and volume sources on the host.
 pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<MountOp>, ConfigError> {
+    if let Some(bare) = &container.bare_root {
+        return bare_plan(container, bare, ctx);
+    }
     let name = container.name.as_str();
     let c = |field, bytes: &[u8]| cstring(name, field, bytes);
     let mut ops = Vec::new();
@@ -552,13 +617,31 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
         flags: SECURE,
         data: None,
     });
-    ops.push(MountOp::Mount {
-        source: Some(c"sysfs".into()),
-        target: at("/sys")?,
-        fstype: Some(c"sysfs".into()),
-        flags: SECURE | libc::MS_RDONLY,
-        data: None,
-    });
+    match ctx.sysfs_stage {
+        None => ops.push(MountOp::Mount {
+            source: Some(c"sysfs".into()),
+            target: at("/sys")?,
+            fstype: Some(c"sysfs".into()),
+            flags: SECURE | libc::MS_RDONLY,
+            data: None,
+        }),
+        // The joined namespace's sysfs, which the launcher made and init attached
+        // (read-only, nosuid, nodev, noexec already).
+        Some(stage) => {
+            let target = at("/sys")?;
+            ops.push(MountOp::Mount {
+                source: Some(c("sysfs", stage.as_os_str().as_bytes())?),
+                target: target.clone(),
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            });
+            ops.push(MountOp::ReadOnly {
+                target,
+                recursive: false,
+            });
+        }
+    }
 
     // 5. Into the new root; nothing of the host is reachable past this point.
     ops.push(MountOp::PivotRoot {
@@ -586,6 +669,166 @@ pub(crate) fn plan(container: &Container, ctx: &RootContext) -> Result<Vec<Mount
             recursive: false,
         });
     }
+    Ok(ops)
+}
+
+/// Makes every directory of `inside` (an absolute path) under `root`, then the last
+/// component as a directory (`dir`) or an empty file to mount on.
+fn mount_point(
+    name: &str,
+    root: &Path,
+    inside: &Path,
+    dir: bool,
+    ops: &mut Vec<MountOp>,
+) -> Result<CString, ConfigError> {
+    let parts: Vec<_> = inside
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let mut prefix = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        prefix.push(part);
+        let path = cstring(name, "bare root path", prefix.as_os_str().as_bytes())?;
+        if i + 1 == parts.len() && !dir {
+            ops.push(MountOp::Touch { path });
+        } else {
+            ops.push(MountOp::Mkdir { path, mode: 0o755 });
+        }
+    }
+    cstring(name, "bare root path", prefix.as_os_str().as_bytes())
+}
+
+/// The plan of a [`BareRoot`].
+fn bare_plan(
+    container: &Container,
+    bare: &BareRoot,
+    ctx: &RootContext,
+) -> Result<Vec<MountOp>, ConfigError> {
+    let name = container.name.as_str();
+    let root = ctx.mountpoint;
+    let c = |field, bytes: &[u8]| cstring(name, field, bytes);
+    let file_err = |path: &Path, reason: String| ConfigError::Volume {
+        container: name.to_string(),
+        source_path: path.to_path_buf(),
+        destination: path.to_path_buf(),
+        reason,
+    };
+    let mut ops = vec![MountOp::Mount {
+        source: Some(c"tasksandbox-root".into()),
+        target: c("rootfs", root.as_os_str().as_bytes())?,
+        fstype: Some(c"tmpfs".into()),
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        data: Some(c"mode=755,size=1m".into()),
+    }];
+    // 1. Host files at their own paths: programs and libraries executable, data not.
+    let all = bare.executables.iter().map(|p| (p, true));
+    for (path, exec) in all.chain(bare.files.iter().map(|p| (p, false))) {
+        let plain = path
+            .components()
+            .skip(1)
+            .all(|c| matches!(c, Component::Normal(_)));
+        if !path.is_absolute() || !plain {
+            return Err(file_err(
+                path,
+                "must be an absolute path without `.` or `..`".into(),
+            ));
+        }
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(file_err(path, "is not a regular file".into())),
+            Err(e) => return Err(file_err(path, format!("cannot be used: {e}"))),
+        }
+        let target = mount_point(name, root, path, false, &mut ops)?;
+        ops.push(MountOp::Mount {
+            source: Some(c("bare root file", path.as_os_str().as_bytes())?),
+            target: target.clone(),
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+        });
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        ops.push(MountOp::SetAttrs {
+            target,
+            recursive: false,
+            attrs: if exec {
+                attrs
+            } else {
+                attrs | MOUNT_ATTR_NOEXEC
+            },
+        });
+    }
+    // 2. The volumes: nothing on them can be run, or be a device or setuid.
+    let mut destinations: Vec<&Path> = Vec::new();
+    for volume in &container.volumes {
+        check_volume(name, volume, &destinations)?;
+        destinations.push(&volume.destination);
+        let is_dir = fs::metadata(&volume.source).is_ok_and(|m| m.is_dir());
+        let target = mount_point(name, root, &volume.destination, is_dir, &mut ops)?;
+        ops.push(MountOp::Mount {
+            source: Some(c("volume source", volume.source.as_os_str().as_bytes())?),
+            target: target.clone(),
+            fstype: None,
+            flags: MS_BIND_REC,
+            data: None,
+        });
+        let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        ops.push(MountOp::SetAttrs {
+            target,
+            recursive: true,
+            attrs: if volume.read_only {
+                attrs | MOUNT_ATTR_RDONLY
+            } else {
+                attrs
+            },
+        });
+    }
+    // 3. /dev with the listed nodes only, read-only once they are bound.
+    let dev = mount_point(name, root, Path::new("/dev"), true, &mut ops)?;
+    ops.push(MountOp::Mount {
+        source: Some(c"tmpfs".into()),
+        target: dev.clone(),
+        fstype: Some(c"tmpfs".into()),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(c"mode=755,size=64k".into()),
+    });
+    for (node, inside) in &bare.devices {
+        let plain = inside
+            .components()
+            .skip(1)
+            .all(|c| matches!(c, Component::Normal(_)));
+        if !inside.starts_with("/dev") || inside.components().count() < 3 || !plain {
+            return Err(file_err(
+                inside,
+                "a device must be an absolute path under /dev without `.` or `..`".into(),
+            ));
+        }
+        use std::os::unix::fs::FileTypeExt;
+        match fs::symlink_metadata(node) {
+            Ok(meta) if meta.file_type().is_char_device() => {}
+            Ok(_) => return Err(file_err(node, "is not a character device".into())),
+            Err(e) => return Err(file_err(node, format!("cannot be used: {e}"))),
+        }
+        let target = mount_point(name, root, inside, false, &mut ops)?;
+        ops.push(MountOp::Mount {
+            source: Some(c("device", node.as_os_str().as_bytes())?),
+            target,
+            fstype: None,
+            flags: libc::MS_BIND,
+            data: None,
+        });
+    }
+    ops.push(MountOp::ReadOnly {
+        target: dev,
+        recursive: false,
+    });
+    // 4. Into it, and the root read-only.
+    ops.push(MountOp::PivotRoot {
+        new_root: c("rootfs", root.as_os_str().as_bytes())?,
+    });
+    ops.push(MountOp::ReadOnly {
+        target: c"/".into(),
+        recursive: false,
+    });
     Ok(ops)
 }
 
@@ -935,6 +1178,7 @@ mod tests {
             has_tty_gid: true,
             hostname: "app",
             storage: Path::new("/run/tasksandbox/storage"),
+            sysfs_stage: None,
         }
     }
 

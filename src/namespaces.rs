@@ -1,6 +1,9 @@
 //! Namespaces of a task and the uid/gid maps of its user namespace.
 
 use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use libc::c_ulong;
 
@@ -153,6 +156,124 @@ impl fmt::Display for ResolvedIds {
             ),
             ResolvedIds::Host => f.write_str("no user namespace (host ids)"),
         }
+    }
+}
+
+/// The network namespace of a task.
+///
+/// By default a task gets a new one holding only loopback, which its init brings up.
+/// A runtime that wires the task's network itself (CNI plugins, a bridge, a tap for a
+/// VM) makes a namespace first and has the task join it: the task init is then
+/// created inside it, by a short-lived launcher thread that entered it before the
+/// task's user namespace was made (a process inside that user namespace could not
+/// join a namespace owned by the host's). A joined namespace is the caller's: the task
+/// does not touch its interfaces (not even `lo`), and it outlives the task. The
+/// containers' `/sys` is a read-only sysfs of the joined namespace, made by the
+/// launcher (sysfs of a namespace the task's user namespace does not own cannot be
+/// mounted from inside).
+///
+/// ```no_run
+/// use tasksandbox::{Container, NetworkNamespace, TaskSandbox};
+///
+/// // `ip netns add web` made /run/netns/web and a CNI plugin wired it.
+/// let task = TaskSandbox::builder()
+///     .network_namespace(NetworkNamespace::path("/run/netns/web"))
+///     .container(Container::new("app").command(["/bin/ip", "addr"]))
+///     .build()?;
+/// # Ok::<(), tasksandbox::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum NetworkNamespace {
+    /// A new network namespace with only loopback, up (the default).
+    #[default]
+    New,
+    /// Join the namespace at this path (`/run/netns/<name>`, `/proc/<pid>/ns/net`),
+    /// opened at each start.
+    Path(PathBuf),
+    /// Join the namespace this descriptor refers to (an open `/proc/<pid>/ns/net` or
+    /// nsfs file), kept open by the task definition.
+    Fd(Arc<OwnedFd>),
+}
+
+impl NetworkNamespace {
+    /// Join the namespace at `path`.
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        NetworkNamespace::Path(path.into())
+    }
+
+    /// Join the namespace `fd` refers to.
+    pub fn fd(fd: OwnedFd) -> Self {
+        NetworkNamespace::Fd(Arc::new(fd))
+    }
+
+    /// What the task will be in, in words (`new`, `/run/netns/web`, `fd 7`).
+    pub fn describe(&self) -> String {
+        match self {
+            NetworkNamespace::New => "new".into(),
+            NetworkNamespace::Path(path) => path.display().to_string(),
+            NetworkNamespace::Fd(fd) => format!("fd {}", fd.as_raw_fd()),
+        }
+    }
+
+    /// Checks that a namespace to join is there and is a network namespace.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let err = |reason: String| ConfigError::NetworkNamespace {
+            namespace: self.describe(),
+            reason,
+        };
+        match self {
+            NetworkNamespace::New => Ok(()),
+            NetworkNamespace::Path(path) if !path.is_absolute() => {
+                Err(err("the path must be absolute".into()))
+            }
+            NetworkNamespace::Path(_) | NetworkNamespace::Fd(_) => match self.open() {
+                Ok(Some(fd)) => check_is_netns(fd.as_raw_fd()).map_err(err),
+                Ok(None) => Ok(()),
+                Err(e) => Err(err(format!("cannot be opened: {e}"))),
+            },
+        }
+    }
+
+    /// A descriptor of the namespace to join (`None` for a new one).
+    pub(crate) fn open(&self) -> std::io::Result<Option<JoinFd>> {
+        match self {
+            NetworkNamespace::New => Ok(None),
+            NetworkNamespace::Fd(fd) => Ok(Some(JoinFd::Shared(Arc::clone(fd)))),
+            NetworkNamespace::Path(path) => {
+                let fd = nix::fcntl::open(
+                    path.as_path(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )?;
+                Ok(Some(JoinFd::Owned(fd)))
+            }
+        }
+    }
+}
+
+/// An open network namespace to join.
+#[derive(Debug)]
+pub(crate) enum JoinFd {
+    Owned(OwnedFd),
+    Shared(Arc<OwnedFd>),
+}
+
+impl AsRawFd for JoinFd {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            JoinFd::Owned(fd) => fd.as_raw_fd(),
+            JoinFd::Shared(fd) => fd.as_raw_fd(),
+        }
+    }
+}
+
+/// Whether `fd` is a network namespace, or why not.
+fn check_is_netns(fd: RawFd) -> Result<(), String> {
+    match crate::sys::ns_type(fd) {
+        Ok(kind) if kind == libc::CLONE_NEWNET => Ok(()),
+        Ok(_) => Err("is a namespace of another kind, not a network namespace".into()),
+        Err(e) => Err(format!("is not a namespace file ({e})")),
     }
 }
 

@@ -246,23 +246,6 @@ pub(crate) fn open_tree_clone(fd: RawFd) -> SysResult<RawFd> {
     .map(|fd| fd as RawFd)
 }
 
-/// `move_mount(2)` of the detached mount `tree` onto `target`.
-pub(crate) fn move_mount_onto(tree: RawFd, target: &CStr) -> SysResult {
-    const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
-    // SAFETY: an empty path with F_EMPTY_PATH names `tree`; target is NUL-terminated.
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })
-    .map(drop)
-}
-
 /// `pivot_root(2)`.
 pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult {
     // SAFETY: both are NUL-terminated strings.
@@ -667,6 +650,34 @@ pub(crate) fn read_some(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
 pub(crate) fn setns(fd: RawFd, flags: c_int) -> SysResult {
     // SAFETY: integer arguments.
     check(unsafe { libc::setns(fd, flags) })
+}
+
+/// The kind of namespace `fd` refers to (`NS_GET_NSTYPE`): a `CLONE_NEW*` flag.
+pub(crate) fn ns_type(fd: RawFd) -> SysResult<c_int> {
+    /// `_IO(NSIO, 0x3)`.
+    const NS_GET_NSTYPE: c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns an int.
+    let ret = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A new sysfs instance of the calling thread's network namespace, as a detached
+/// mount ([`fsopen`], [`fsconfig_create`], [`fsmount`]): read-only, nosuid, nodev,
+/// noexec, close-on-exec. It is attached nowhere until [`move_mount_fd`].
+pub(crate) fn sysfs_mount_fd() -> SysResult<RawFd> {
+    let fs = fsopen(c"sysfs")?;
+    let mounted = fsconfig_create(fs).and_then(|()| {
+        fsmount(
+            fs,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        )
+    });
+    close(fs);
+    mounted
 }
 
 /// Closes every descriptor from 3 up except those in `keep` (sorted ascending).
@@ -1129,6 +1140,10 @@ const FSMOUNT_CLOEXEC: c_ulong = 1;
 pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
 /// `MOUNT_ATTR_NODEV` of `fsmount(2)`.
 pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// `MOUNT_ATTR_RDONLY` of `fsmount(2)`.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_NOEXEC` of `fsmount(2)`.
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 const MOVE_MOUNT_F_EMPTY_PATH: c_ulong = 0x4;
 
 fn check_fd(ret: libc::c_long) -> SysResult<RawFd> {

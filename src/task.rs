@@ -15,7 +15,7 @@ use crate::error::{ConfigError, Error};
 use crate::lifecycle::{PidMode, TaskExit};
 use crate::logs::{LogLine, LogSink};
 use crate::mounts::RootContext;
-use crate::namespaces::{ResolvedIds, UserNamespace};
+use crate::namespaces::{NetworkNamespace, ResolvedIds, UserNamespace};
 use crate::process::plan::ChildPlan;
 use crate::process::{self, Output, RunningTask};
 use crate::seccomp::SeccompPolicy;
@@ -55,6 +55,10 @@ pub enum Enforcement {
 pub struct EnforcementReport {
     /// The user namespace and its id maps.
     pub user_namespace: String,
+    /// The network namespace: `new (loopback up)`, or `joined <path or fd>` for a
+    /// namespace given with
+    /// [`TaskSandboxBuilder::network_namespace`].
+    pub network_namespace: String,
     /// The task's cgroup (relative to the hierarchy root), if one was made.
     pub cgroup: Option<PathBuf>,
     /// Limits that were asked for and not applied (only with
@@ -104,6 +108,7 @@ pub struct TaskSandboxBuilder {
     stop_timeout: Duration,
     hostname: Option<String>,
     log_sink: Option<LogSink>,
+    network_namespace: NetworkNamespace,
 }
 
 impl std::fmt::Debug for TaskSandboxBuilder {
@@ -123,6 +128,7 @@ impl std::fmt::Debug for TaskSandboxBuilder {
             .field("stop_timeout", &self.stop_timeout)
             .field("hostname", &self.hostname)
             .field("log_sink", &self.log_sink.as_ref().map(|_| "<fn>"))
+            .field("network_namespace", &self.network_namespace)
             .finish()
     }
 }
@@ -189,6 +195,11 @@ pub(crate) struct Inner {
     pub hostname: Vec<u8>,
     pub storage: Option<StoragePlan>,
     pub log_sink: Option<LogSink>,
+    /// The network namespace to join, or a new one.
+    pub netns: NetworkNamespace,
+    /// Where the task init attaches the joined namespace's sysfs, for containers to
+    /// bind at `/sys` (only when joining one).
+    pub sysfs_stage: Option<CString>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -231,6 +242,10 @@ impl Inner {
         let first = &self.containers[0].plan;
         EnforcementReport {
             user_namespace: self.ids.to_string(),
+            network_namespace: match &self.netns {
+                NetworkNamespace::New => "new (loopback up)".to_string(),
+                joined => format!("joined {} (left as it is)", joined.describe()),
+            },
             cgroup,
             not_applied: notes,
             nofile: self.nofile,
@@ -274,6 +289,7 @@ impl TaskSandbox {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             hostname: None,
             log_sink: None,
+            network_namespace: NetworkNamespace::New,
         }
     }
 
@@ -392,6 +408,15 @@ impl TaskSandboxBuilder {
         self
     }
 
+    /// The task's network namespace: a new one with loopback only (the default), or
+    /// an existing one to join, made and wired by the runtime (see
+    /// [`NetworkNamespace`]). `build()` checks that it is a network namespace.
+    #[must_use]
+    pub fn network_namespace(mut self, netns: NetworkNamespace) -> Self {
+        self.network_namespace = netns;
+        self
+    }
+
     /// The user namespace ([`UserNamespace::Auto`] by default).
     #[must_use]
     pub fn user_namespace(mut self, userns: UserNamespace) -> Self {
@@ -457,6 +482,11 @@ impl TaskSandboxBuilder {
             return Err(ConfigError::NoEssentialContainer);
         }
         let hostname = self.task_hostname()?;
+        self.network_namespace.validate()?;
+        let joined_netns = !matches!(self.network_namespace, NetworkNamespace::New);
+        // Containers with their own /sys bind the joined namespace's sysfs.
+        let needs_sysfs_stage =
+            joined_netns && self.containers.iter().any(|c| c.bare_root.is_none());
 
         let (nofile, nofile_note) = self.resolve_nofile()?;
         let mut notes: Vec<String> = nofile_note.into_iter().collect();
@@ -485,18 +515,21 @@ impl TaskSandboxBuilder {
         };
         let mountpoint = runtime_dir.join("root");
         let storage_dir = runtime_dir.join("storage");
+        let sysfs_dir = runtime_dir.join("sys");
         let root = RootContext {
             mountpoint: &mountpoint,
             tmpfs_bytes: self.size.memory_bytes(),
             has_tty_gid: ids.has_gid(5),
             hostname: &hostname,
             storage: &storage_dir,
+            sysfs_stage: needs_sysfs_stage.then_some(sysfs_dir.as_path()),
         };
         let needs_default_root = self.containers.iter().any(|c| c.rootfs.is_none());
         let needs_storage = self.containers.iter().any(|c| !c.storage_mounts.is_empty());
         for (needed, dir) in [
             (needs_default_root, &mountpoint),
             (needs_storage, &storage_dir),
+            (needs_sysfs_stage, &sysfs_dir),
         ] {
             if needed {
                 prepare_mountpoint(&runtime_dir, dir).map_err(|reason| {
@@ -575,6 +608,16 @@ impl TaskSandboxBuilder {
                 hostname: hostname.into_bytes(),
                 storage,
                 log_sink: self.log_sink,
+                netns: self.network_namespace,
+                sysfs_stage: if needs_sysfs_stage {
+                    Some(CString::new(sysfs_dir.as_os_str().as_bytes()).map_err(|_| {
+                        ConfigError::RuntimeDir {
+                            path: sysfs_dir.clone(),
+                        }
+                    })?)
+                } else {
+                    None
+                },
             }),
         })
     }

@@ -109,9 +109,78 @@ fn cloud_hypervisor_full() {
     );
 }
 
+/// The keys Firecracker accepts in each section (its config structs refuse unknown
+/// fields): the ones the crate writes (REFERENCE.md) and the optional ones of
+/// Firecracker's own API.
+const BOOT_SOURCE_KEYS: &[&str] = &["kernel_image_path", "boot_args", "initrd_path"];
+const DRIVE_KEYS: &[&str] = &[
+    "drive_id",
+    "path_on_host",
+    "is_root_device",
+    "is_read_only",
+    "partuuid",
+    "cache_type",
+    "rate_limiter",
+    "io_engine",
+    "socket",
+];
+const MACHINE_KEYS: &[&str] = &[
+    "vcpu_count",
+    "mem_size_mib",
+    "smt",
+    "cpu_template",
+    "track_dirty_pages",
+    "huge_pages",
+];
+const IFACE_KEYS: &[&str] = &[
+    "iface_id",
+    "host_dev_name",
+    "guest_mac",
+    "rx_rate_limiter",
+    "tx_rate_limiter",
+];
+const VSOCK_KEYS: &[&str] = &["guest_cid", "uds_path", "vsock_id"];
+const LOGGER_KEYS: &[&str] = &[
+    "log_path",
+    "level",
+    "show_level",
+    "show_log_origin",
+    "module",
+];
+const METRICS_KEYS: &[&str] = &["metrics_path"];
+
+/// `value` is an object whose keys are all in `known`.
+fn only_keys<'a>(
+    section: &str,
+    value: &'a Value,
+    known: &[&str],
+) -> Result<&'a serde_json::Map<String, Value>, String> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| format!("{section} must be an object"))?;
+    for key in obj.keys() {
+        if !known.contains(&key.as_str()) {
+            return Err(format!("unknown field {key} in {section}"));
+        }
+    }
+    Ok(obj)
+}
+
+/// The array at `key`, or none.
+fn array<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a [Value], String> {
+    match obj.get(key) {
+        None => Ok(&[]),
+        Some(v) => v
+            .as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| format!("{key} must be an array")),
+    }
+}
+
 /// Firecracker's own rules for a `--config-file`, checked on the parsed JSON: what
-/// Firecracker refuses at start-up (unknown top-level sections, missing required
-/// fields, vCPU counts, vsock context ids, root devices, duplicate ids, MACs).
+/// Firecracker refuses at start-up (unknown sections or fields, missing required
+/// fields, vCPU counts, vsock context ids, root devices, duplicate ids, MACs, nothing
+/// to boot from).
 fn firecracker_rules(config: &Value) -> Result<(), String> {
     let obj = config
         .as_object()
@@ -134,9 +203,14 @@ fn firecracker_rules(config: &Value) -> Result<(), String> {
             return Err(format!("unknown section {key}"));
         }
     }
-    let boot = obj.get("boot-source").ok_or("no boot-source")?;
-    let kernel = boot["kernel_image_path"]
-        .as_str()
+    let boot = only_keys(
+        "boot-source",
+        obj.get("boot-source").ok_or("no boot-source")?,
+        BOOT_SOURCE_KEYS,
+    )?;
+    let kernel = boot
+        .get("kernel_image_path")
+        .and_then(Value::as_str)
         .ok_or("boot-source.kernel_image_path must be a string")?;
     if !kernel.starts_with('/') {
         return Err("kernel_image_path must be absolute".into());
@@ -147,18 +221,25 @@ fn firecracker_rules(config: &Value) -> Result<(), String> {
             return Err("boot_args longer than 2048 bytes".into());
         }
     }
-    if let Some(initrd) = boot.get("initrd_path") {
-        initrd.as_str().ok_or("initrd_path must be a string")?;
-    }
-    let machine = obj.get("machine-config").ok_or("no machine-config")?;
-    let vcpus = machine["vcpu_count"]
-        .as_u64()
+    let initrd = match boot.get("initrd_path") {
+        Some(initrd) => Some(initrd.as_str().ok_or("initrd_path must be a string")?),
+        None => None,
+    };
+    let machine = only_keys(
+        "machine-config",
+        obj.get("machine-config").ok_or("no machine-config")?,
+        MACHINE_KEYS,
+    )?;
+    let vcpus = machine
+        .get("vcpu_count")
+        .and_then(Value::as_u64)
         .ok_or("vcpu_count must be an integer")?;
     if !(vcpus == 1 || (vcpus % 2 == 0 && (2..=32).contains(&vcpus))) {
         return Err(format!("vcpu_count {vcpus} is not 1 or even up to 32"));
     }
-    let mem = machine["mem_size_mib"]
-        .as_u64()
+    let mem = machine
+        .get("mem_size_mib")
+        .and_then(Value::as_u64)
         .ok_or("mem_size_mib must be an integer")?;
     if mem == 0 {
         return Err("mem_size_mib must be positive".into());
@@ -166,16 +247,14 @@ fn firecracker_rules(config: &Value) -> Result<(), String> {
     if let Some(smt) = machine.get("smt") {
         smt.as_bool().ok_or("smt must be a boolean")?;
     }
-    let drives = obj
-        .get("drives")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let drives = array(obj, "drives")?;
     let mut ids = Vec::new();
     let mut roots = 0;
-    for drive in &drives {
-        let id = drive["drive_id"]
-            .as_str()
+    for (i, drive) in drives.iter().enumerate() {
+        let drive = only_keys(&format!("drives[{i}]"), drive, DRIVE_KEYS)?;
+        let id = drive
+            .get("drive_id")
+            .and_then(Value::as_str)
             .ok_or("drive_id must be a string")?;
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!("drive_id {id:?} must be alphanumeric or `_`"));
@@ -184,14 +263,17 @@ fn firecracker_rules(config: &Value) -> Result<(), String> {
             return Err(format!("drive_id {id} twice"));
         }
         ids.push(id);
-        drive["path_on_host"]
-            .as_str()
+        drive
+            .get("path_on_host")
+            .and_then(Value::as_str)
             .ok_or("path_on_host must be a string")?;
-        let root = drive["is_root_device"]
-            .as_bool()
+        let root = drive
+            .get("is_root_device")
+            .and_then(Value::as_bool)
             .ok_or("is_root_device must be a boolean")?;
-        drive["is_read_only"]
-            .as_bool()
+        drive
+            .get("is_read_only")
+            .and_then(Value::as_bool)
             .ok_or("is_read_only must be a boolean")?;
         if root {
             roots += 1;
@@ -204,23 +286,24 @@ fn firecracker_rules(config: &Value) -> Result<(), String> {
     } else if roots == 1 {
         return Err("the root device must be the first drive".into());
     }
+    if initrd.is_none() && roots != 1 {
+        return Err("nothing to boot from: no initrd_path and no root drive".into());
+    }
     let mut ifaces = Vec::new();
-    for iface in obj
-        .get("network-interfaces")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
-        let id = iface["iface_id"]
-            .as_str()
+    for (i, iface) in array(obj, "network-interfaces")?.iter().enumerate() {
+        let iface = only_keys(&format!("network-interfaces[{i}]"), iface, IFACE_KEYS)?;
+        let id = iface
+            .get("iface_id")
+            .and_then(Value::as_str)
             .ok_or("iface_id must be a string")?
             .to_string();
         if ifaces.contains(&id) {
             return Err(format!("iface_id {id} twice"));
         }
         ifaces.push(id);
-        iface["host_dev_name"]
-            .as_str()
+        iface
+            .get("host_dev_name")
+            .and_then(Value::as_str)
             .ok_or("host_dev_name must be a string")?;
         if let Some(mac) = iface.get("guest_mac") {
             let mac = mac.as_str().ok_or("guest_mac must be a string")?;
@@ -235,24 +318,29 @@ fn firecracker_rules(config: &Value) -> Result<(), String> {
         }
     }
     if let Some(vsock) = obj.get("vsock") {
-        let cid = vsock["guest_cid"]
-            .as_u64()
+        let vsock = only_keys("vsock", vsock, VSOCK_KEYS)?;
+        let cid = vsock
+            .get("guest_cid")
+            .and_then(Value::as_u64)
             .ok_or("guest_cid must be an integer")?;
         if cid < 3 {
             return Err(format!("guest_cid {cid} is reserved"));
         }
-        vsock["uds_path"]
-            .as_str()
+        vsock
+            .get("uds_path")
+            .and_then(Value::as_str)
             .ok_or("uds_path must be a string")?;
     }
     if let Some(logger) = obj.get("logger") {
-        logger["log_path"]
-            .as_str()
+        only_keys("logger", logger, LOGGER_KEYS)?
+            .get("log_path")
+            .and_then(Value::as_str)
             .ok_or("log_path must be a string")?;
     }
     if let Some(metrics) = obj.get("metrics") {
-        metrics["metrics_path"]
-            .as_str()
+        only_keys("metrics", metrics, METRICS_KEYS)?
+            .get("metrics_path")
+            .and_then(Value::as_str)
             .ok_or("metrics_path must be a string")?;
     }
     Ok(())
@@ -293,7 +381,11 @@ fn firecracker_configs_follow_firecrackers_rules() {
             "quotes",
             "/srv/a \"quoted\" \\ path/vmlinuz",
             TaskSize::default(),
-        ),
+        )
+        .initrd("/srv/initrd"),
+        // Booting from a root disk alone, without an initrd.
+        VmSpec::new("rootdisk", "/srv/vmlinuz", TaskSize::default())
+            .disk(Disk::new("rootfs", "/srv/rootfs.ext4").root()),
     ];
     for spec in specs {
         let config = firecracker_config(&fc, &spec);
@@ -319,7 +411,9 @@ fn firecracker_configs_follow_firecrackers_rules() {
     );
     let quoted = firecracker_config(
         &fc,
-        &VmSpec::new("q", "/srv/vmlinuz", TaskSize::default()).kernel_arg("init=/a\"b"),
+        &VmSpec::new("q", "/srv/vmlinuz", TaskSize::default())
+            .initrd("/srv/initrd")
+            .kernel_arg("init=/a\"b"),
     );
     assert!(quoted["boot-source"]["boot_args"]
         .as_str()
@@ -341,6 +435,39 @@ fn the_rule_check_catches_what_firecracker_refuses() {
     assert!(broken(&|c| c["drives"][1]["is_root_device"] = true.into()).is_err());
     assert!(broken(&|c| c["drives"][1]["drive_id"] = "rootfs".into()).is_err());
     assert!(broken(&|c| c["bogus"] = 1.into()).is_err());
+    // Unknown fields inside every section are refused too.
+    for section in [
+        "/boot-source",
+        "/machine-config",
+        "/drives/0",
+        "/network-interfaces/0",
+        "/vsock",
+    ] {
+        let err = broken(&|c| {
+            c.pointer_mut(section).expect("section")["bogus_field"] = 1.into();
+        })
+        .expect_err(section);
+        assert!(
+            err.contains("unknown field bogus_field"),
+            "{section}: {err}"
+        );
+    }
+    let logged = firecracker_config(&Firecracker::new().with_logs(), &full());
+    for section in ["logger", "metrics"] {
+        let mut config = logged.clone();
+        config[section]["bogus_field"] = 1.into();
+        assert!(firecracker_rules(&config).is_err(), "{section}");
+    }
+    // Nothing to boot from: no initrd and no root drive.
+    let err = broken(&|c| {
+        c["boot-source"]
+            .as_object_mut()
+            .expect("object")
+            .remove("initrd_path");
+        c["drives"][0]["is_root_device"] = false.into();
+    })
+    .expect_err("no boot device");
+    assert!(err.contains("nothing to boot from"), "{err}");
     assert!(firecracker_rules(&good).is_ok());
 }
 
@@ -371,4 +498,22 @@ fn firecracker_refuses_what_its_rules_forbid() {
         )
         .is_err());
     assert!(fc.plan(&minimal().accelerator(Accelerator::Tcg)).is_err());
+    // Neither an initrd nor a root disk: a typed refusal that says what to add.
+    let bare = VmSpec::new("bare", "/srv/vmlinuz", TaskSize::default())
+        .disk(Disk::new("data", "/srv/data.img"));
+    for err in [
+        fc.plan(&bare).expect_err("nothing to boot"),
+        fc.config(&bare).expect_err("nothing to boot"),
+    ] {
+        match &err {
+            MicrovmError::Unsupported { vmm, what } => {
+                assert_eq!(*vmm, "firecracker");
+                assert!(what.contains("neither an initrd nor a root disk"), "{what}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(fc
+        .plan(&bare.disk(Disk::new("rootfs", "/srv/r").root()))
+        .is_ok());
 }

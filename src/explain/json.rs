@@ -48,7 +48,7 @@ impl Explanation {
     /// (`tasksandbox.explain/v1`), described in `docs/explain-schema.md`.
     pub fn to_json(&self) -> Value {
         let t = &self.task;
-        let task = json!({
+        let mut task = json!({
             "user_namespace": t.id_map.map(|m| json!({
                 "uid_map": [{ "container": 0, "host": m.host_uid, "count": m.count }],
                 "gid_map": [{ "container": 0, "host": m.host_gid, "count": m.count }],
@@ -63,6 +63,9 @@ impl Explanation {
             "enforcement": if t.best_effort { "best_effort" } else { "required" },
             "not_enforced": t.not_enforced,
         });
+        if let (Some(netns), Some(obj)) = (&t.network_namespace, task.as_object_mut()) {
+            obj.insert("network_namespace".into(), json!(netns));
+        }
         let containers: Vec<Value> = self.containers.iter().map(container).collect();
         json!({
             "schema": SCHEMA,

@@ -81,6 +81,9 @@ pub struct TaskExplanation {
     pub best_effort: bool,
     /// What is already known, at build, not to be enforced (best effort only).
     pub not_enforced: Vec<String>,
+    /// The existing network namespace the task joins (its path, or `fd N`); `None`:
+    /// a new one with only loopback.
+    pub network_namespace: Option<String>,
 }
 
 /// cgroup limits.
@@ -158,15 +161,19 @@ pub enum NamespaceScope {
     Container,
     /// The host's (only the user namespace, when it is disabled).
     Host,
+    /// An existing one the task joined (the network namespace given to the
+    /// builder), left as it is.
+    Joined,
 }
 
 impl NamespaceScope {
-    /// `task`, `container` or `host`.
+    /// `task`, `container`, `host` or `joined`.
     pub fn name(self) -> &'static str {
         match self {
             NamespaceScope::Task => "task",
             NamespaceScope::Container => "container",
             NamespaceScope::Host => "host",
+            NamespaceScope::Joined => "joined",
         }
     }
 }
@@ -287,6 +294,10 @@ impl TaskSandbox {
                 .is_some_and(|s| matches!(s.backing, crate::storage::Backing::Memory { .. })),
             best_effort: inner.best_effort,
             not_enforced: inner.notes.clone(),
+            network_namespace: match &inner.netns {
+                crate::namespaces::NetworkNamespace::New => None,
+                joined => Some(joined.describe()),
+            },
         };
         let user_scope = match inner.ids {
             ResolvedIds::Mapped { .. } => NamespaceScope::Task,
@@ -322,7 +333,13 @@ fn container(
         (NamespaceKind::User, user_scope),
         (NamespaceKind::Pid, pid_scope),
         (NamespaceKind::Mount, NamespaceScope::Container),
-        (NamespaceKind::Network, NamespaceScope::Task),
+        (
+            NamespaceKind::Network,
+            match inner.netns {
+                crate::namespaces::NetworkNamespace::New => NamespaceScope::Task,
+                _ => NamespaceScope::Joined,
+            },
+        ),
         (NamespaceKind::Uts, NamespaceScope::Task),
         (NamespaceKind::Ipc, NamespaceScope::Task),
         (NamespaceKind::Cgroup, NamespaceScope::Container),
@@ -464,6 +481,18 @@ fn mounts(ops: &[MountOp]) -> MountSummary {
                 let target = inside(target);
                 if let Some(e) = entries.iter_mut().rev().find(|e| e.target == target) {
                     add_ro(e);
+                }
+            }
+            MountOp::SetAttrs { target, attrs, .. } => {
+                let target = inside(target);
+                if let Some(e) = entries.iter_mut().rev().find(|e| e.target == target) {
+                    for name in crate::mounts::attr_names(*attrs) {
+                        if name == "ro" {
+                            add_ro(e);
+                        } else if !e.flags.contains(&name) {
+                            e.flags.push(name);
+                        }
+                    }
                 }
             }
             MountOp::Mask { path } => masked.push(lossy(path)),

@@ -125,6 +125,12 @@ impl Display for Explanation {
         };
         let _ = writeln!(out, "  pid mode           {pid}");
         let _ = writeln!(out, "  hostname           {}", t.hostname);
+        if let Some(netns) = &t.network_namespace {
+            let _ = writeln!(
+                out,
+                "  network namespace  joined {netns} (left as it is: no loopback set-up)"
+            );
+        }
         let _ = writeln!(
             out,
             "  cgroup             {}",

@@ -28,7 +28,8 @@ pub const MAX_VCPUS: u32 = 32;
 /// socket in the jail's run directory) and, with [`Firecracker::with_logs`], `logger`
 /// and `metrics` files. Firecracker's rules are checked when planning: `vcpu_count` 1
 /// or even and at most 32, `guest_cid` 3 or more, at most one root device, unique ids,
-/// boot arguments of at most 2048 bytes. Firecracker needs KVM.
+/// boot arguments of at most 2048 bytes, and something to boot from (an initrd, or
+/// exactly one root disk). Firecracker needs KVM.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Firecracker {
     logs: bool,
@@ -66,6 +67,14 @@ impl Firecracker {
                 "{} vCPUs: vcpu_count must be 1 or an even number up to {MAX_VCPUS}",
                 spec.vcpus
             )));
+        }
+        if spec.initrd.is_none() && !spec.disks.iter().any(|d| d.root) {
+            return Err(unsupported(
+                "a VM with neither an initrd nor a root disk: Firecracker boots from \
+                 `boot-source.initrd_path` or from the drive marked `is_root_device`, so give \
+                 the spec an initrd or one disk made `.root()`"
+                    .into(),
+            ));
         }
         let boot_args = kernel_cmdline(spec, false, &["reboot=k", "pci=off"]);
         if boot_args.len() > MAX_BOOT_ARGS {

@@ -1,15 +1,24 @@
-//! A minimal guest: an initramfs holding a static busybox and an `/init` that runs one
-//! command, prints its output and exit status between markers on the serial console,
-//! and powers off.
+//! A minimal guest: an initramfs holding a static busybox, the kernel modules it is
+//! given, and an `/init` that loads them, runs one command, prints its output and exit
+//! status between markers on the serial console, and powers off.
+//!
+//! The guest kernel and its modules live in one directory, [`guest_dir`]
+//! (`$TASKSANDBOX_GUEST_DIR`, by default `/var/cache/tasksandbox/guest`), which
+//! `scripts/fetch-guest-kernel.sh` fills: `vmlinuz` and `modules/*.ko`.
 //!
 //! ```no_run
-//! use tasksandbox::microvm::guest::{parse_console, CommandInitramfs};
+//! use tasksandbox::microvm::guest::{guest_dir, modules_with_dependencies, parse_console, CommandInitramfs};
+//! use tasksandbox::microvm::{MicroVm, Qemu, VmSpec};
+//! use tasksandbox::TaskSize;
 //!
-//! let cpio = CommandInitramfs::new("/bin/busybox", ["uname", "-r"]).build()?;
-//! std::fs::write("/tmp/initrd.cpio", cpio)?;
-//! // ... boot it, read the console ...
-//! # let console = String::new();
-//! if let Some(result) = parse_console(&console) {
+//! let dir = guest_dir();
+//! let modules = modules_with_dependencies(&dir.join("modules"), &["virtio_mmio", "virtio_blk"])?;
+//! let image = CommandInitramfs::new("/bin/busybox", ["uname", "-r"]).modules(modules);
+//! let spec = VmSpec::new("vm1", dir.join("vmlinuz"), TaskSize::custom(1024, 256)?);
+//! // The initrd, and the boot marker its /init prints: the boot timeout then bounds the boot.
+//! let spec = image.boot(spec, "/tmp/initrd.cpio".as_ref())?;
+//! let exit = MicroVm::new(Qemu::new(), spec)?.run()?;
+//! if let Some(result) = parse_console(&exit.console) {
 //!     println!("{} (exit {})", result.output, result.exit_code);
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -20,8 +29,85 @@ use std::path::{Path, PathBuf};
 
 use super::MicrovmError;
 
-/// The line before the command's output.
+/// The line before the command's output, printed once the guest's userland runs (its
+/// modules loaded): [`CommandInitramfs::boot`] makes it the spec's boot marker.
 pub const BEGIN_MARKER: &str = "@@tasksandbox-guest-begin@@";
+
+/// The variable that names the guest directory (kernel and modules).
+pub const GUEST_DIR_ENV: &str = "TASKSANDBOX_GUEST_DIR";
+/// The guest directory when [`GUEST_DIR_ENV`] is not set.
+pub const DEFAULT_GUEST_DIR: &str = "/var/cache/tasksandbox/guest";
+
+/// The guest directory: `$TASKSANDBOX_GUEST_DIR` if it is set to an absolute path,
+/// else [`DEFAULT_GUEST_DIR`]. `scripts/fetch-guest-kernel.sh` fills it with `vmlinuz`
+/// and `modules/<name>.ko`.
+pub fn guest_dir() -> PathBuf {
+    match std::env::var_os(GUEST_DIR_ENV) {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_GUEST_DIR),
+    }
+}
+
+/// The modules `names` (files `<name>.ko` in `dir`) and every module they depend on,
+/// in an order `insmod` can load them: dependencies first. Dependencies are read from
+/// each module's `depends=` entry (its `.modinfo`); a module built into the kernel is
+/// not a dependency, so a missing file is an error naming the module that needs it.
+pub fn modules_with_dependencies(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, MicrovmError> {
+    fn visit(
+        dir: &Path,
+        name: &str,
+        needed_by: Option<&str>,
+        stack: &mut Vec<String>,
+        out: &mut Vec<(String, PathBuf)>,
+    ) -> Result<(), MicrovmError> {
+        let name = name.replace('-', "_");
+        if out.iter().any(|(n, _)| *n == name) {
+            return Ok(());
+        }
+        if stack.contains(&name) {
+            return Err(MicrovmError::Guest {
+                reason: format!(
+                    "the modules in {} depend on each other in a cycle: {}",
+                    dir.display(),
+                    stack.join(" -> ")
+                ),
+            });
+        }
+        let path = dir.join(format!("{name}.ko"));
+        let bytes = fs::read(&path).map_err(|e| MicrovmError::HostFile {
+            path: path.clone(),
+            reason: match needed_by {
+                Some(by) => format!("(needed by {by}) cannot be read: {e}"),
+                None => format!("cannot be read: {e}"),
+            },
+        })?;
+        let depends = module_depends(&bytes).ok_or_else(|| MicrovmError::HostFile {
+            path: path.clone(),
+            reason: "is not a kernel module (no .modinfo `depends=` entry)".into(),
+        })?;
+        stack.push(name.clone());
+        for dep in depends.split(',').filter(|d| !d.is_empty()) {
+            visit(dir, dep, Some(&name), stack, out)?;
+        }
+        stack.pop();
+        out.push((name, path));
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for name in names {
+        visit(dir, name, None, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out.into_iter().map(|(_, path)| path).collect())
+}
+
+/// The value of a kernel module's `depends=` entry (empty when it needs nothing).
+fn module_depends(ko: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\0depends=";
+    let at = ko.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &ko[at..];
+    let end = rest.iter().position(|b| *b == 0)?;
+    String::from_utf8(rest[..end].to_vec()).ok()
+}
 /// The start of the line after it: `@@tasksandbox-guest-exit@@ <code>`.
 pub const EXIT_MARKER: &str = "@@tasksandbox-guest-exit@@";
 
@@ -130,6 +216,7 @@ pub fn shell_quote(arg: &str) -> String {
 pub struct CommandInitramfs {
     busybox: PathBuf,
     command: Vec<String>,
+    modules: Vec<PathBuf>,
 }
 
 impl CommandInitramfs {
@@ -143,12 +230,48 @@ impl CommandInitramfs {
         CommandInitramfs {
             busybox: busybox.into(),
             command: command.into_iter().map(Into::into).collect(),
+            modules: Vec::new(),
         }
+    }
+
+    /// Kernel modules (`.ko` files of the guest kernel) that `/init` loads, in this
+    /// order, before it runs the command: see [`modules_with_dependencies`].
+    #[must_use]
+    pub fn modules<I, P>(mut self, modules: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<PathBuf>,
+    {
+        self.modules.extend(modules.into_iter().map(Into::into));
+        self
+    }
+
+    fn module_names(&self) -> Result<Vec<String>, MicrovmError> {
+        self.modules
+            .iter()
+            .map(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .filter(|n| n.ends_with(".ko"))
+                    .filter(|n| super::spec::check_file_name("guest module", n).is_ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| MicrovmError::HostFile {
+                        path: path.clone(),
+                        reason: "is not named like a kernel module (<name>.ko)".into(),
+                    })
+            })
+            .collect()
     }
 
     /// The `/init` script.
     pub fn init_script(&self) -> String {
         let command: Vec<String> = self.command.iter().map(|a| shell_quote(a)).collect();
+        let mut insmod = String::new();
+        for name in self.module_names().unwrap_or_default() {
+            insmod.push_str(&format!(
+                "insmod /lib/modules/{name} || echo \"insmod {name} failed\"\n"
+            ));
+        }
         format!(
             "#!/bin/busybox sh\n\
              /bin/busybox --install -s /bin\n\
@@ -156,6 +279,7 @@ impl CommandInitramfs {
              mount -t proc proc /proc\n\
              mount -t sysfs sysfs /sys\n\
              mount -t devtmpfs devtmpfs /dev 2>/dev/null\n\
+             {insmod}\
              echo {BEGIN_MARKER}\n\
              {}\n\
              echo \"{EXIT_MARKER} $?\"\n\
@@ -164,7 +288,8 @@ impl CommandInitramfs {
         )
     }
 
-    /// Builds the archive: `/bin/busybox`, `/init`, and the directories they need.
+    /// Builds the archive: `/bin/busybox`, `/init`, the modules in `/lib/modules`,
+    /// and the directories they need.
     /// Fails if busybox cannot be read or is dynamically linked (the guest has no
     /// libraries; Debian's `busybox-static` has the right one).
     pub fn build(&self) -> Result<Vec<u8>, MicrovmError> {
@@ -194,11 +319,23 @@ impl CommandInitramfs {
                 })
             }
         }
+        let names = self.module_names()?;
         let mut cpio = Cpio::new();
         for dir in ["bin", "dev", "proc", "sys", "tmp"] {
             cpio.dir(dir, 0o755)?;
         }
         cpio.file("bin/busybox", 0o755, &busybox)?;
+        if !self.modules.is_empty() {
+            cpio.dir("lib", 0o755)?;
+            cpio.dir("lib/modules", 0o755)?;
+        }
+        for (path, name) in self.modules.iter().zip(&names) {
+            let ko = fs::read(path).map_err(|e| MicrovmError::HostFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            cpio.file(&format!("lib/modules/{name}"), 0o644, &ko)?;
+        }
         cpio.symlink("bin/sh", "busybox")?;
         cpio.file("init", 0o755, self.init_script().as_bytes())?;
         Ok(cpio.finish())
@@ -211,6 +348,16 @@ impl CommandInitramfs {
             what: format!("write {}", path.display()),
             source: e,
         })
+    }
+
+    /// Writes the archive to `path` and makes `spec` boot it: `path` becomes its
+    /// initrd and [`BEGIN_MARKER`], which `/init` prints once the guest's userland
+    /// runs, its boot marker, so the launch's `post_spawn` stage waits for it and the
+    /// spec's boot timeout bounds the boot (a guest that hangs before `/init` fails the
+    /// start with [`MicrovmError::BootTimeout`]).
+    pub fn boot(&self, spec: super::VmSpec, path: &Path) -> Result<super::VmSpec, MicrovmError> {
+        self.write_to(path)?;
+        Ok(spec.initrd(path).boot_marker(BEGIN_MARKER))
     }
 }
 

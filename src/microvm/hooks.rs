@@ -125,7 +125,7 @@ impl Hook {
 ///         Ok(())
 ///     }),
 /// )?;
-/// hooks.remove("check-network")?;
+/// hooks.remove("collect-stats")?;
 /// assert!(hooks.names().contains(&"log-pid"));
 /// # Ok::<(), tasksandbox::microvm::MicrovmError>(())
 /// ```

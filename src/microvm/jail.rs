@@ -1,12 +1,18 @@
 //! The VMM's jail: a task of this crate whose one container runs the VMM.
 //!
-//! What Firecracker's jailer does, made from the crate's own launcher: a fresh root
-//! holding only the host's `/usr` and libraries (read-only), the kernel, initrd and
-//! disks of the plan (read-only unless a disk is writable), the plan's files, a
-//! writable run directory, and the device nodes the plan asks for; a non-root uid
-//! and gid (an unprivileged host uid through the user namespace); no capabilities;
-//! `no_new_privs`; a seccomp allowlist narrower than Docker's default; new pid, mount,
-//! IPC, UTS, cgroup and network namespaces; and a cgroup sized for the VM.
+//! What Firecracker's jailer does, made from the crate's own launcher: a read-only
+//! root holding only the VMM binary, its ELF interpreter and shared libraries, the
+//! backend's firmware and plug-ins ([`JailRoot`]), the kernel, initrd and disks of the
+//! plan (read-only unless a disk is writable), the plan's files, a writable run
+//! directory (nosuid, nodev, noexec, like every file of the VM), and private device
+//! nodes for the devices the plan asks for, owned by the jail's uid; no `/proc`,
+//! `/sys` or `/etc`. The only files that can be executed are the VMM binary, its
+//! interpreter and libraries, so the `execve` the profile must allow (it is installed
+//! before the jail execs the VMM) can only run the VMM again. A non-root uid and gid
+//! (an unprivileged host uid through the user namespace); no capabilities;
+//! `no_new_privs`; a seccomp allowlist narrower than Docker's default; new pid,
+//! mount, IPC, UTS and cgroup namespaces; a new network namespace, or the VM's; and
+//! a cgroup sized for the VM.
 
 use std::ffi::OsString;
 use std::fs;
@@ -17,12 +23,15 @@ use std::sync::Arc;
 
 use crate::capabilities::Capabilities;
 use crate::container::{Container, Stdio, User, Volume};
-use crate::namespaces::{IdMap, UserNamespace};
+use crate::mounts::BareRoot;
+use crate::namespaces::{IdMap, NetworkNamespace, UserNamespace};
 use crate::seccomp::{Action, ArgCondition, ArgOp, SeccompPolicy, SeccompProfile, SyscallRule};
 use crate::size::TaskSize;
 use crate::task::TaskSandbox;
 
 use super::plan::{VmmPlan, JAIL_CONFIG_DIR, JAIL_RUN_DIR};
+use super::root::JailRoot;
+use super::spec::check_file_name;
 use super::MicrovmError;
 
 /// The user the VMM runs as inside the jail when the launcher is root: uid and gid
@@ -81,6 +90,7 @@ pub const VMM_SYSCALLS: &[&str] = &[
     "fallocate",
     "ftruncate",
     "flock",
+    "unlink",
     "unlinkat",
     // Waiting and time.
     "futex",
@@ -107,14 +117,15 @@ pub const VMM_SYSCALLS: &[&str] = &[
     "gettimeofday",
     "sched_yield",
     "sched_getaffinity",
-    // Signals, to itself only (`kill` and `tkill` of other processes are not allowed).
+    // Signal handling. Sending is `tgkill` to its own thread group only (a rule below:
+    // the VMM is pid 1 of its own pid namespace); `kill`, `tkill` and the
+    // `*sigqueueinfo` calls are not allowed at all.
     "rt_sigaction",
     "rt_sigprocmask",
     "rt_sigreturn",
     "rt_sigsuspend",
     "rt_sigtimedwait",
     "sigaltstack",
-    "tgkill",
     // Threads and process state.
     "set_robust_list",
     "get_robust_list",
@@ -153,10 +164,17 @@ pub const VMM_SYSCALLS: &[&str] = &[
     "getpeername",
     // The jail installs its second seccomp program under the first one, then execs the
     // VMM. More filters can only narrow what is allowed (and Firecracker and Cloud
-    // Hypervisor install their own).
+    // Hypervisor install their own). `execve` stays allowed because the filter is in
+    // place before the exec; in the jail's root the only executable files are the VMM,
+    // its interpreter and libraries (everything else is on noexec mounts), so it can
+    // only run the VMM again.
     "seccomp",
     "execve",
 ];
+
+/// The VMM's pid in its own pid namespace: the jail's container is the first
+/// process of a new pid namespace.
+pub const VMM_PID_IN_JAIL: u64 = 1;
 
 /// `clone`'s flags that create namespaces (Docker's mask), plus `CLONE_THREAD`.
 const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
@@ -165,8 +183,10 @@ const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 /// The seccomp profile of a VMM's jail: `EPERM` for everything but
 /// [`VMM_SYSCALLS`] and `extra`, `clone` only for threads (`CLONE_THREAD` set, no
 /// namespace flag: no fork, no new namespace), `clone3` answered `ENOSYS` (glibc then
-/// uses `clone`), `socket` and `socketpair` only for `AF_UNIX`, and `ioctl`'s
-/// `TIOCSTI`/`TIOCLINUX` refused.
+/// uses `clone`), `socket` and `socketpair` only for `AF_UNIX`, `tgkill` only to
+/// thread group [`VMM_PID_IN_JAIL`] (itself: the profile is made for a process that is
+/// pid 1 of its pid namespace, as the jail's VMM is, where no other process is
+/// visible anyway), and `ioctl`'s `TIOCSTI`/`TIOCLINUX` refused.
 ///
 /// Every syscall it allows is allowed by Docker's default profile too, for a task
 /// without capabilities; it refuses what Docker's allows and a VMM does not need:
@@ -189,6 +209,9 @@ pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
     ) {
         profile.push_rule(SyscallRule::new(["clone"], Action::Allow).with_arg(thread));
     }
+    if let Ok(own) = ArgCondition::dword(0, ArgOp::Eq, VMM_PID_IN_JAIL) {
+        profile.push_rule(SyscallRule::new(["tgkill"], Action::Allow).with_arg(own));
+    }
     for call in ["socket", "socketpair"] {
         if let Ok(unix) = ArgCondition::dword(0, ArgOp::Eq, libc::AF_UNIX as u64) {
             profile.push_rule(SyscallRule::new([call], Action::Allow).with_arg(unix));
@@ -208,9 +231,21 @@ pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
     profile
 }
 
-/// How the VMM is confined. Filled in by the launch's default hooks; a `pre_spawn`
-/// hook may change it. The capability set is always empty and the host uid never 0:
-/// the spawn refuses a jail that would run the VMM as host root.
+/// A device node of the jail: a private node the launch made in the VM's directory
+/// (the host device's major and minor numbers, owned by the jail's uid and gid, mode
+/// 0600), and the path it appears at inside the jail. A launcher that is not root
+/// cannot make device nodes; its jail runs as its own uid and gets the host's node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailDevice {
+    /// The private node on the host.
+    pub node: PathBuf,
+    /// Its path inside the jail (`/dev/kvm`).
+    pub path: PathBuf,
+}
+
+/// How the VMM is confined. Filled in by the launch's default hooks; a `pre_spawn` hook
+/// may change it. The capability set is always empty and the host uid never 0: the
+/// spawn refuses a jail that would run the VMM as host root.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Jail {
@@ -227,15 +262,24 @@ pub struct Jail {
     pub memory_mib: u64,
     /// The pids limit.
     pub pids_limit: u64,
-    /// Host paths bound into the jail.
+    /// The VMM binary, its libraries and the backend's host files (resolved by the
+    /// `validate` stage).
+    pub root: JailRoot,
+    /// Host paths bound into the jail (the VM's directory, kernel, initrd, disks):
+    /// nosuid, nodev, noexec.
     pub volumes: Vec<Volume>,
-    /// Host device nodes bound into the jail's `/dev`.
-    pub devices: Vec<PathBuf>,
+    /// Device nodes of the jail's `/dev` (made by the `prepare` stage).
+    pub devices: Vec<JailDevice>,
+    /// The network namespace the VMM runs in: a new one with only loopback, or (for a
+    /// VM with network interfaces) the one the `prepare` stage made for the VM.
+    pub network_namespace: NetworkNamespace,
     /// The VMM's environment.
     pub env: Vec<(String, String)>,
     /// The cgroup the jail's cgroup goes under (the launcher's default when `None`).
     pub cgroup_parent: Option<PathBuf>,
-    /// Where per-VM jail directories are made on the host.
+    /// Where per-VM jail directories are made on the host. It must be on a
+    /// filesystem that allows device nodes (not mounted `nodev`) when the plan has
+    /// devices.
     pub base_dir: PathBuf,
 }
 
@@ -256,8 +300,10 @@ impl Jail {
             cpu_units: None,
             memory_mib: 0,
             pids_limit: 64,
+            root: JailRoot::default(),
             volumes: Vec::new(),
             devices: Vec::new(),
+            network_namespace: NetworkNamespace::New,
             env: Vec::new(),
             cgroup_parent: None,
             base_dir: default_base_dir(euid),
@@ -293,7 +339,14 @@ impl Jail {
                 ),
             });
         }
-        let argv: Vec<OsString> = plan.argv().into_iter().map(OsString::from).collect();
+        if self.root.program.as_os_str().is_empty() {
+            return Err(MicrovmError::NotReady {
+                what: "the jail's root (resolved by the validate stage's resolve-vmm hook)",
+            });
+        }
+        let argv: Vec<OsString> = std::iter::once(self.root.program.clone().into_os_string())
+            .chain(plan.args.iter().map(OsString::from))
+            .collect();
         let mut container = Container::new(name)
             .command(argv)
             .user(self.user)
@@ -302,15 +355,37 @@ impl Jail {
             .stdin(Stdio::Null)
             .stdout(if serial { Stdio::Piped } else { Stdio::Null })
             .stderr(Stdio::Piped);
+        let mut env: Vec<(&str, String)> = Vec::new();
+        if !self.root.library_path.is_empty() {
+            let dirs: Vec<String> = self
+                .root
+                .library_path
+                .iter()
+                .map(|d| d.to_string_lossy().into_owned())
+                .collect();
+            env.push(("LD_LIBRARY_PATH", dirs.join(":")));
+        }
         for (key, value) in plan.env.iter().chain(&self.env) {
+            env.retain(|(k, _)| k != key);
+            env.push((key, value.clone()));
+        }
+        for (key, value) in env {
             container = container.env(key, value);
         }
         for volume in &self.volumes {
             container = container.volume(volume.clone());
         }
-        for device in &self.devices {
-            container = container.device(device);
-        }
+        container.bare_root = Some(BareRoot {
+            executables: std::iter::once(self.root.program.clone())
+                .chain(self.root.libraries.iter().cloned())
+                .collect(),
+            files: self.root.files.clone(),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| (d.node.clone(), d.path.clone()))
+                .collect(),
+        });
         let size = match self.cpu_units {
             Some(units) => TaskSize::custom(units, self.memory_mib),
             None => TaskSize::memory_only(self.memory_mib),
@@ -321,6 +396,7 @@ impl Jail {
         let mut builder = TaskSandbox::builder()
             .size(size)
             .pids_limit(self.pids_limit)
+            .network_namespace(self.network_namespace.clone())
             .container(container);
         if let Some(map) = self.id_map {
             builder = builder.user_namespace(UserNamespace::Map(map));
@@ -332,9 +408,33 @@ impl Jail {
     }
 }
 
+/// Whether device nodes on the filesystem of `path` (or of its nearest existing
+/// parent) can be opened: it is not mounted `nodev`.
+pub(crate) fn check_device_nodes_allowed(path: &Path) -> Result<(), MicrovmError> {
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let stat = nix::sys::statvfs::statvfs(existing).map_err(|e| MicrovmError::Io {
+        what: format!("statvfs {}", existing.display()),
+        source: e.into(),
+    })?;
+    if stat.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV) {
+        return Err(MicrovmError::DeviceNodesNotAllowed {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Where root makes jail directories by default (as Firecracker's jailer uses
+/// `/srv/jailer`): on the root filesystem, which allows device nodes (`/run` is
+/// usually a `nodev` tmpfs).
+pub const DEFAULT_ROOT_BASE_DIR: &str = "/srv/tasksandbox/microvm";
+
 fn default_base_dir(euid: u32) -> PathBuf {
     if euid == 0 {
-        return PathBuf::from("/run/tasksandbox/microvm");
+        return PathBuf::from(DEFAULT_ROOT_BASE_DIR);
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if Path::new(&dir).is_absolute() => {
@@ -346,19 +446,68 @@ fn default_base_dir(euid: u32) -> PathBuf {
     }
 }
 
+/// Failures injected into [`JailDir::create`] by the unit tests.
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static FAIL: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    }
+
+    /// Makes the next write of a file named `name` fail on this thread.
+    pub(crate) fn fail_writing(name: &str) {
+        FAIL.with(|f| *f.borrow_mut() = Some(PathBuf::from(name)));
+    }
+
+    pub(super) fn check(target: &Path) -> Result<(), super::MicrovmError> {
+        let hit = FAIL.with(|f| {
+            let mut f = f.borrow_mut();
+            let hit = f
+                .as_deref()
+                .is_some_and(|n| target.file_name() == Some(n.as_os_str()));
+            if hit {
+                *f = None;
+            }
+            hit
+        });
+        if hit {
+            return Err(super::MicrovmError::Io {
+                what: format!("write {}", target.display()),
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(test))]
+mod failpoint {
+    pub(super) fn check(_: &std::path::Path) -> Result<(), super::MicrovmError> {
+        Ok(())
+    }
+}
+
 /// A VM's directory on the host: `config/` (the plan's read-only files, bound at
-/// [`JAIL_CONFIG_DIR`]) and `run/` (owned by the jail's uid, bound writable at
-/// [`JAIL_RUN_DIR`]). Removed by the launch's `cleanup` stage.
+/// [`JAIL_CONFIG_DIR`]), `run/` (owned by the jail's uid, bound writable at
+/// [`JAIL_RUN_DIR`]) and `dev/` (private device nodes for the plan's devices, as
+/// Firecracker's jailer makes them: the host device's major and minor numbers, owned
+/// by the jail's uid and gid, mode 0600, so the host's own nodes keep their modes).
+/// Removed by the launch's `cleanup` stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JailDir {
     path: PathBuf,
+    devices: Vec<JailDevice>,
 }
 
 static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl JailDir {
     /// Makes `<base>/<name>-<pid>-<n>` with its `config/` and `run/`, writes `plan`'s
-    /// files, and gives `run/` to `host_uid`:`host_gid`.
+    /// files, and gives `run/` to `host_uid`:`host_gid`. Fails on a planned file whose
+    /// name is not a plain file name before making anything; on a later failure it
+    /// removes what it made.
     pub fn create(
         base: &Path,
         name: &str,
@@ -380,15 +529,48 @@ impl JailDir {
                 Err(e) => return Err(io("create", &made, e)),
             }
         }
+        for file in &plan.files {
+            check_file_name("planned file", &file.name)?;
+        }
+        // The jail binds from here, as the jail's mapped root, who is no owner of the
+        // host's directories: every one on the way must let others search it.
+        accessible(base, host_uid, host_gid, false).map_err(|reason| MicrovmError::Jail {
+            reason: format!(
+                "the jail cannot reach its base directory {}: {reason}",
+                base.display()
+            ),
+        })?;
         let n = JAIL_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = base.join(format!("{name}-{}-{n}", std::process::id()));
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&path)
             .map_err(|e| io("create", &path, e))?;
-        let dir = JailDir { path };
-        let config = dir.config_dir();
-        let run = dir.run_dir();
+        let mut dir = JailDir {
+            path,
+            devices: Vec::new(),
+        };
+        // From here on a failure removes what was made.
+        match dir.fill(plan, host_uid, host_gid) {
+            Ok(()) => Ok(dir),
+            Err(err) => {
+                if let Err(e) = fs::remove_dir_all(&dir.path) {
+                    tracing::warn!(path = %dir.path.display(), error = %e, "half-made jail directory not removed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Makes `config/`, `run/` and `dev/` in the new directory, writes the plan's
+    /// files and makes its device nodes.
+    fn fill(&mut self, plan: &VmmPlan, host_uid: u32, host_gid: u32) -> Result<(), MicrovmError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| MicrovmError::Io {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        };
+        let config = self.config_dir();
+        let run = self.run_dir();
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&config)
@@ -399,6 +581,7 @@ impl JailDir {
             .map_err(|e| io("create", &run, e))?;
         for file in &plan.files {
             let target = if file.writable { &run } else { &config }.join(&file.name);
+            failpoint::check(&target)?;
             fs::write(&target, &file.contents).map_err(|e| io("write", &target, e))?;
             let mode = if file.writable { 0o600 } else { 0o644 };
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))
@@ -410,7 +593,37 @@ impl JailDir {
         }
         std::os::unix::fs::chown(&run, Some(host_uid), Some(host_gid))
             .map_err(|e| io("chown", &run, e))?;
-        Ok(dir)
+        if !plan.devices.is_empty() && !nix::unistd::geteuid().is_root() {
+            // An unprivileged launcher cannot make device nodes; its jail runs as its
+            // own uid, so the host's nodes give the VMM what the launcher has.
+            for device in &plan.devices {
+                self.devices.push(JailDevice {
+                    node: device.clone(),
+                    path: device.clone(),
+                });
+            }
+        } else if !plan.devices.is_empty() {
+            check_device_nodes_allowed(&self.path)?;
+            let dev = self.path.join("dev");
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&dev)
+                .map_err(|e| io("create", &dev, e))?;
+            for device in &plan.devices {
+                let node = dev.join(node_name(device)?);
+                make_private_node(device, &node, host_uid, host_gid)?;
+                self.devices.push(JailDevice {
+                    node,
+                    path: device.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The private device nodes, and where they go in the jail.
+    pub fn devices(&self) -> &[JailDevice] {
+        &self.devices
     }
 
     /// The directory on the host.
@@ -459,6 +672,53 @@ impl JailDir {
             }),
         }
     }
+}
+
+/// The file name of the private node for `device` (`/dev/net/tun` → `net-tun`).
+fn node_name(device: &Path) -> Result<String, MicrovmError> {
+    let rest = device
+        .strip_prefix("/dev")
+        .ok()
+        .filter(|r| {
+            r.components().count() > 0
+                && r.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .ok_or_else(|| MicrovmError::Device {
+            path: device.to_path_buf(),
+            reason: "must be a plain path under /dev".into(),
+        })?;
+    Ok(rest.to_string_lossy().replace('/', "-"))
+}
+
+/// Makes `node`, a character device with the numbers of the host's `device`, owned by
+/// `uid`:`gid`, mode 0600.
+fn make_private_node(device: &Path, node: &Path, uid: u32, gid: u32) -> Result<(), MicrovmError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = fs::metadata(device).map_err(|e| MicrovmError::Device {
+        path: device.to_path_buf(),
+        reason: format!("is missing on this host: {e}"),
+    })?;
+    if !meta.file_type().is_char_device() {
+        return Err(MicrovmError::Device {
+            path: device.to_path_buf(),
+            reason: "is not a character device".into(),
+        });
+    }
+    let io = |what: &str, e: std::io::Error| MicrovmError::Io {
+        what: format!("{what} {}", node.display()),
+        source: e,
+    };
+    nix::sys::stat::mknod(
+        node,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        meta.rdev(),
+    )
+    .map_err(|e| io("mknod", e.into()))?;
+    // The umask may have taken bits away; the mode is exact.
+    fs::set_permissions(node, fs::Permissions::from_mode(0o600)).map_err(|e| io("chmod", e))?;
+    std::os::unix::fs::chown(node, Some(uid), Some(gid)).map_err(|e| io("chown", e))
 }
 
 /// Whether host uid `uid` (gid `gid`, no supplementary groups) may open `path` for

@@ -11,10 +11,13 @@ use crate::process::{ExitStatus, RunningTask};
 
 use super::console::ConsoleLog;
 use super::hooks::{Hook, Hooks, Stage};
-use super::jail::{accessible, Jail, JailDir};
+use super::jail::{accessible, check_device_nodes_allowed, Jail, JailDir};
+use super::net::VmNetns;
 use super::plan::{Vmm, VmmPlan};
+use super::root::JailRoot;
 use super::spec::VmSpec;
 use super::MicrovmError;
+use crate::namespaces::NetworkNamespace;
 
 /// How often the `wait` and `post_spawn` stages look at the VMM while waiting.
 const POLL: Duration = Duration::from_millis(2);
@@ -23,7 +26,9 @@ const POLL: Duration = Duration::from_millis(2);
 ///
 /// Fields a runtime is expected to change are public: `plan` until `spawn` (extra
 /// arguments, files), `jail` until `spawn` (the jail's limits, user, seccomp
-/// profile, volumes), `timeout` until `wait`.
+/// profile, root, volumes, devices), `netns` until `prepare`'s `make-netns` (a
+/// namespace of the runtime's, [`VmNetns::existing`]) and after it (to wire the VM's
+/// namespace), `timeout` until `wait`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct LaunchContext {
@@ -37,6 +42,10 @@ pub struct LaunchContext {
     pub jail: Jail,
     /// The VM's directory on the host, once `prepare` made it.
     pub jail_dir: Option<JailDir>,
+    /// The VM's network namespace and its taps: made by `prepare` for a spec with
+    /// network interfaces, or given by the runtime ([`VmNetns::existing`]) before
+    /// `prepare`.
+    pub netns: Option<VmNetns>,
     /// The running jail, once `spawn` started it. Its `id()` is the VMM's host pid.
     pub task: Option<RunningTask>,
     /// When `spawn` started the VMM.
@@ -92,9 +101,10 @@ impl LaunchContext {
 /// | stage | hook | does |
 /// |---|---|---|
 /// | validate | `check-files` | kernel, initrd and disks are regular files the jail's uid can read (and write, for writable disks) |
-/// | validate | `check-devices` | the plan's device nodes exist and the jail's uid can open them |
-/// | validate | `check-network` | refuses network interfaces: the jail's network namespace holds only loopback, so no tap device can be there for the VMM |
-/// | prepare | `make-jail-dir` | the VM's host directory with the plan's files; its volumes, the plan's binds and devices go into the jail |
+/// | validate | `resolve-vmm` | finds the VMM binary, its ELF interpreter and shared libraries and the backend's host files ([`JailRoot`]); the jail's uid can read each |
+/// | validate | `check-devices` | the plan's device nodes are character devices on the host, and the jail directory's filesystem allows device nodes |
+/// | prepare | `make-jail-dir` | the VM's host directory with the plan's files and private device nodes (owned by the jail's uid, mode 0600); its volumes, the plan's binds and the nodes go into the jail |
+/// | prepare | `make-netns` | for a spec with interfaces (or a namespace in `ctx.netns`): a network namespace for the VM (or the given one), a persistent tap per interface owned by the jail's uid and gid, and the jail joins it (see [`VmNetns`]) |
 /// | pre_spawn | `size-jail` | memory = guest + VMM overhead, the VMM's pids limit, the task's CPU units |
 /// | spawn | `spawn-vmm` | builds the jail's task, starts it, captures the console |
 /// | post_spawn | `wait-for-sockets` | the plan's sockets appear within the boot timeout |
@@ -103,14 +113,16 @@ impl LaunchContext {
 /// | on_exit | `drain-console` | reads the console and stderr to their end |
 /// | on_exit | `collect-stats` | reads the jail cgroup's CPU time and peak memory |
 /// | cleanup | `stop-vmm` | kills and reaps the VMM if it still runs, removes the jail's cgroup |
+/// | cleanup | `remove-netns` | deletes the taps it made and lets go of the namespace (one the launch made is then gone) |
 /// | cleanup | `remove-jail-dir` | removes the VM's host directory |
 pub fn default_hooks() -> Hooks {
     let mut hooks = Hooks::new();
     let defaults = [
         Hook::new("check-files", Stage::Validate, check_files),
+        Hook::new("resolve-vmm", Stage::Validate, resolve_vmm),
         Hook::new("check-devices", Stage::Validate, check_devices),
-        Hook::new("check-network", Stage::Validate, check_network),
         Hook::new("make-jail-dir", Stage::Prepare, make_jail_dir),
+        Hook::new("make-netns", Stage::Prepare, make_netns),
         Hook::new("size-jail", Stage::PreSpawn, size_jail),
         Hook::new("spawn-vmm", Stage::Spawn, spawn_vmm),
         Hook::new("wait-for-sockets", Stage::PostSpawn, wait_for_sockets),
@@ -123,6 +135,7 @@ pub fn default_hooks() -> Hooks {
         Hook::new("drain-console", Stage::OnExit, drain_console),
         Hook::new("collect-stats", Stage::OnExit, collect_stats),
         Hook::new("stop-vmm", Stage::Cleanup, stop_vmm),
+        Hook::new("remove-netns", Stage::Cleanup, remove_netns),
         Hook::new("remove-jail-dir", Stage::Cleanup, remove_jail_dir),
     ];
     for hook in defaults {
@@ -148,16 +161,26 @@ fn check_files(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
         accessible(&bind.host, uid, gid, !bind.read_only).map_err(|reason| {
             MicrovmError::HostFile {
                 path: bind.host.clone(),
-                reason: format!("the jailed VMM could not open it: {reason}"),
+                reason: format!(
+                    "the jailed VMM could not open it: {reason} (by its mode bits and \
+                     owner; access control lists are not read)"
+                ),
             }
         })?;
     }
     Ok(())
 }
 
+fn resolve_vmm(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
+    let (uid, gid) = ctx.jail.host_ids();
+    ctx.jail.root = JailRoot::resolve(ctx.vmm.as_ref(), &ctx.spec, &ctx.plan, uid, gid)?;
+    Ok(())
+}
+
 fn check_devices(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     use std::os::unix::fs::FileTypeExt;
-    let (uid, gid) = ctx.jail.host_ids();
+    // The jail gets a private node of each device (see make-jail-dir), so the host
+    // node's own mode does not matter; the jail directory must allow device nodes.
     for device in &ctx.plan.devices {
         let err = |reason: String| MicrovmError::Device {
             path: device.clone(),
@@ -168,26 +191,9 @@ fn check_devices(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
             Ok(_) => return Err(err("is not a character device".into())),
             Err(e) => return Err(err(format!("is missing on this host: {e}"))),
         }
-        accessible(device, uid, gid, true).map_err(|reason| {
-            err(format!(
-                "the jailed VMM could not open it: {reason}; grant that uid access \
-                 (for example with an ACL) or run a VMM that does not need it"
-            ))
-        })?;
     }
-    Ok(())
-}
-
-fn check_network(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
-    if let Some(iface) = ctx.spec.interfaces.first() {
-        return Err(MicrovmError::Unsupported {
-            vmm: ctx.vmm.name(),
-            what: format!(
-                "network interface {:?} on tap {:?}: the jail's network namespace holds \
-                 only loopback, so the tap device cannot exist there",
-                iface.id, iface.tap
-            ),
-        });
+    if !ctx.plan.devices.is_empty() && nix::unistd::geteuid().is_root() {
+        check_device_nodes_allowed(&ctx.jail.base_dir)?;
     }
     Ok(())
 }
@@ -204,13 +210,34 @@ fn make_jail_dir(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
             volume.read_write()
         });
     }
-    for device in &ctx.plan.devices {
-        if !ctx.jail.devices.contains(device) {
-            ctx.jail.devices.push(device.clone());
-        }
+    for device in dir.devices() {
+        ctx.jail.devices.retain(|d| d.path != device.path);
+        ctx.jail.devices.push(device.clone());
     }
     ctx.jail_dir = Some(dir);
     Ok(())
+}
+
+fn make_netns(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
+    if ctx.spec.interfaces.is_empty() && ctx.netns.is_none() {
+        return Ok(());
+    }
+    let (uid, gid) = ctx.jail.host_ids();
+    let mut netns = match ctx.netns.take() {
+        Some(given) => given,
+        None => VmNetns::create()?,
+    };
+    let mut made = Ok(());
+    for iface in &ctx.spec.interfaces {
+        made = netns.create_tap(&iface.tap, uid, gid);
+        if made.is_err() {
+            break;
+        }
+    }
+    ctx.jail.network_namespace = NetworkNamespace::Fd(netns.shared());
+    // Kept even on failure, so that cleanup deletes the taps made so far.
+    ctx.netns = Some(netns);
+    made
 }
 
 fn size_jail(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
@@ -355,6 +382,14 @@ fn stop_vmm(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     Ok(())
 }
 
+fn remove_netns(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
+    ctx.jail.network_namespace = NetworkNamespace::New;
+    match ctx.netns.take() {
+        Some(mut netns) => netns.delete_taps(),
+        None => Ok(()),
+    }
+}
+
 fn remove_jail_dir(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
     if let Some(dir) = ctx.jail_dir.take() {
         dir.remove()?;
@@ -418,6 +453,7 @@ impl MicroVm {
                 plan,
                 jail,
                 jail_dir: None,
+                netns: None,
                 task: None,
                 spawned_at: None,
                 console: ConsoleLog::new(),

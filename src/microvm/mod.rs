@@ -14,12 +14,16 @@
 //!    `cleanup`, each a list of named hooks a runtime can insert into, replace or
 //!    remove from.
 //! 3. **The VMM runs jailed** ([`Jail`]) by the crate's own launcher: a
-//!    [`TaskSandbox`](crate::TaskSandbox) whose one container runs the VMM in a fresh
-//!    root holding only the host's `/usr` and libraries, the VM's files and the device
-//!    nodes of the plan; as a non-root uid (host uid 101000 for a root launcher); with
-//!    no capabilities, `no_new_privs`, a VMM seccomp allowlist
-//!    ([`vmm_seccomp_profile`]); new pid, mount, IPC, UTS, cgroup and network
-//!    namespaces; and a cgroup sized for guest memory plus the VMM's overhead.
+//!    [`TaskSandbox`](crate::TaskSandbox) whose one container runs the VMM in a
+//!    read-only root holding only the VMM binary, its ELF interpreter and shared
+//!    libraries and the backend's firmware ([`JailRoot`]), the VM's files (nosuid,
+//!    nodev, noexec) and private nodes of the plan's devices ([`JailDevice`]); as a
+//!    non-root uid (host uid 101000 for a root launcher); with no capabilities,
+//!    `no_new_privs`, a VMM seccomp allowlist ([`vmm_seccomp_profile`]); new pid,
+//!    mount, IPC, UTS and cgroup namespaces, and a new network namespace or, for a
+//!    spec with interfaces, the VM's own with its taps ([`VmNetns`]); and a cgroup
+//!    sized for guest memory plus the VMM's overhead. The spec's boot timeout bounds
+//!    the boot: the plan's sockets and the spec's boot marker.
 //! 4. **Accelerator choice** ([`detect_accelerator`]): KVM where `/dev/kvm` is
 //!    backed by `kvm_intel` or `kvm_amd`; QEMU's TCG otherwise, with the reason (no
 //!    `/dev/kvm`, or a nested PVM `/dev/kvm` that cannot boot stock kernels) and the
@@ -31,14 +35,18 @@
 mod accel;
 mod cloud_hypervisor;
 mod console;
+mod elf;
 mod firecracker;
 pub mod guest;
 mod hooks;
 mod jail;
 mod launch;
+mod net;
 mod plan;
 mod qemu;
+mod root;
 mod spec;
+mod sys;
 
 #[cfg(test)]
 mod tests;
@@ -55,13 +63,18 @@ pub use firecracker::{
     Firecracker, CONFIG_FILE as FIRECRACKER_CONFIG_FILE, MAX_BOOT_ARGS as FIRECRACKER_MAX_BOOT_ARGS,
 };
 pub use hooks::{Hook, HookFn, Hooks, Stage};
-pub use jail::{accessible, vmm_seccomp_profile, Jail, JailDir, JAIL_USER, VMM_SYSCALLS};
-pub use launch::{default_hooks, LaunchContext, MicroVm, RunningVm, VmExit};
-pub use plan::{
-    JailBind, PlannedFile, Vmm, VmmPlan, JAIL_CONFIG_DIR, JAIL_DISK_DIR, JAIL_INITRD, JAIL_KERNEL,
-    JAIL_RUN_DIR, JAIL_VM_DIR,
+pub use jail::{
+    accessible, vmm_seccomp_profile, Jail, JailDevice, JailDir, DEFAULT_ROOT_BASE_DIR, JAIL_USER,
+    VMM_PID_IN_JAIL, VMM_SYSCALLS,
 };
-pub use qemu::{Qemu, TCG_TB_SIZE_MIB};
+pub use launch::{default_hooks, LaunchContext, MicroVm, RunningVm, VmExit};
+pub use net::VmNetns;
+pub use plan::{
+    HostFile, JailBind, PlannedFile, Vmm, VmmPlan, JAIL_CONFIG_DIR, JAIL_DISK_DIR, JAIL_INITRD,
+    JAIL_KERNEL, JAIL_RUN_DIR, JAIL_VM_DIR,
+};
+pub use qemu::{Qemu, QMP_SOCKET as QEMU_QMP_SOCKET, TCG_TB_SIZE_MIB};
+pub use root::JailRoot;
 pub use spec::{
     Accelerator, Disk, NetInterface, VmSpec, Vsock, DEFAULT_BOOT_TIMEOUT, MAX_VCPUS,
     MIN_GUEST_MEMORY_MIB,
@@ -183,6 +196,18 @@ pub enum MicrovmError {
     NotReady {
         /// What is missing.
         what: &'static str,
+    },
+    /// The jail directory is on a filesystem mounted `nodev`, where the private device
+    /// nodes of the VMM could not be opened.
+    #[error(
+        "the jail directory {path:?} is on a filesystem mounted nodev, where the VMM's device \
+         nodes cannot be opened; set Jail::base_dir to a directory on a filesystem without \
+         nodev (the default for root is {})",
+        jail::DEFAULT_ROOT_BASE_DIR
+    )]
+    DeviceNodesNotAllowed {
+        /// The jail directory (or its base).
+        path: PathBuf,
     },
     /// The guest image cannot be built.
     #[error("guest image: {reason}")]

@@ -56,6 +56,36 @@ pub struct JailBind {
     pub read_only: bool,
 }
 
+/// A host file the VMM reads besides the VM's own: firmware, a plug-in module. The
+/// jail binds it read-only at the same path (a plug-in, an ELF shared object, with the
+/// libraries it needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFile {
+    /// The path, on the host and inside the jail.
+    pub path: PathBuf,
+    /// Whether the launch fails without it; an optional file is bound only where the
+    /// host has it (a plug-in some builds of the VMM have built in).
+    pub required: bool,
+}
+
+impl HostFile {
+    /// A file the VMM cannot run without.
+    pub fn required(path: impl Into<PathBuf>) -> Self {
+        HostFile {
+            path: path.into(),
+            required: true,
+        }
+    }
+
+    /// A file bound only where the host has it.
+    pub fn optional(path: impl Into<PathBuf>) -> Self {
+        HostFile {
+            path: path.into(),
+            required: false,
+        }
+    }
+}
+
 /// What to run for one VM: the VMM's command line and environment, the files to write,
 /// the host files to bind into the jail, the device nodes it opens and the sockets it
 /// will create. Paths in the command line are paths inside the jail (under
@@ -196,6 +226,15 @@ pub trait Vmm: fmt::Debug + Send + Sync {
 
     /// The seccomp profile the jail installs before exec'ing the VMM.
     fn seccomp_profile(&self, spec: &VmSpec) -> SeccompProfile;
+
+    /// Host files the VMM reads besides the VM's (firmware, plug-in modules), given
+    /// where its binary is on the host (`program`, absolute): the jail's root holds
+    /// only these, the binary and its shared libraries, and the VM's directory and
+    /// devices. None by default (a static VMM such as Firecracker).
+    fn host_files(&self, spec: &VmSpec, program: &Path) -> Vec<HostFile> {
+        let _ = (spec, program);
+        Vec::new()
+    }
 }
 
 /// The kernel, initrd and disks, as binds into the jail, in the order of the spec

@@ -1,13 +1,22 @@
 //! QEMU's `microvm` machine: a minimal x86 board without PCI or ACPI, virtio over MMIO.
 
+use std::path::Path;
+
 use crate::seccomp::SeccompProfile;
 
+use super::elf::normalize;
 use super::jail;
 use super::plan::{
-    disk_path, file_binds, kernel_cmdline, ordered_disks, Vmm, VmmPlan, JAIL_INITRD, JAIL_KERNEL,
+    disk_path, file_binds, kernel_cmdline, ordered_disks, run_path, HostFile, Vmm, VmmPlan,
+    JAIL_INITRD, JAIL_KERNEL,
 };
 use super::spec::{Accelerator, VmSpec};
 use super::{MicrovmError, TCG_KERNEL_ARGS};
+
+/// The name of QEMU's QMP socket in the jail's run directory: the launch waits for
+/// it (within the boot timeout), and a runtime can drive the VM through it (the host
+/// path is `ctx.jail_dir.host_path(...)` of `/vm/run/qmp.sock`).
+pub const QMP_SOCKET: &str = "qmp.sock";
 
 /// The size of TCG's translation cache, in MiB. QEMU's default (1 GiB on 64-bit hosts)
 /// would dominate the jail's memory limit; 64 MiB holds a Linux guest's hot code.
@@ -17,7 +26,9 @@ pub const TCG_TB_SIZE_MIB: u64 = 64;
 ///
 /// The plan runs `qemu-system-x86_64` with no default devices, no user config, no
 /// display and no reboot (a guest reboot ends the VMM); the serial console is the
-/// VMM's standard output. Disks are `virtio-blk-device`s, interfaces
+/// VMM's standard output; a QMP server listens on [`QMP_SOCKET`] in the run directory,
+/// and the plan expects it, so the launch's boot timeout bounds QEMU's start. Disks
+/// are `virtio-blk-device`s, interfaces
 /// `virtio-net-device`s on a tap (`/dev/net/tun`), vsock a `vhost-vsock-device`
 /// (`/dev/vhost-vsock`; QEMU exposes it through the host's `AF_VSOCK`, so the spec's
 /// socket name is not used). Under [`Accelerator::Tcg`] it adds
@@ -83,6 +94,12 @@ impl Vmm for Qemu {
             "none",
             "-no-reboot",
         ]);
+        let qmp = run_path(QMP_SOCKET);
+        plan.args([
+            "-qmp".to_string(),
+            format!("unix:{},server=on,wait=off", qmp.display()),
+        ]);
+        plan.sockets.push(qmp);
         if spec.serial_console {
             plan.args(["-serial", "stdio"]);
         }
@@ -146,5 +163,28 @@ impl Vmm for Qemu {
 
     fn seccomp_profile(&self, _spec: &VmSpec) -> SeccompProfile {
         jail::vmm_seccomp_profile(&[])
+    }
+
+    /// What QEMU opens, seen by booting it: the `microvm` machine's firmware (qboot,
+    /// `bios-microvm.bin`) and the option ROM that loads `-kernel`
+    /// (`linuxboot_dma.bin`) from its data directory, and under TCG the `accel-tcg`
+    /// plug-in where QEMU is built with modules (Debian's is), from its module
+    /// directory. QEMU finds both relative to its binary (`<bindir>/../share/qemu`,
+    /// `<bindir>/../lib/<multiarch>/qemu`).
+    fn host_files(&self, spec: &VmSpec, program: &Path) -> Vec<HostFile> {
+        let prefix = normalize(&program.join("../.."));
+        let data = prefix.join("share/qemu");
+        let mut files = vec![
+            HostFile::required(data.join("bios-microvm.bin")),
+            HostFile::required(data.join("linuxboot_dma.bin")),
+        ];
+        if spec.accelerator == Accelerator::Tcg {
+            for dir in ["lib/x86_64-linux-gnu/qemu", "lib64/qemu", "lib/qemu"] {
+                files.push(HostFile::optional(
+                    prefix.join(dir).join("accel-tcg-x86_64.so"),
+                ));
+            }
+        }
+        files
     }
 }

@@ -92,8 +92,8 @@ impl Disk {
     }
 }
 
-/// A virtio network interface of the guest, backed by a tap device of the task's
-/// network namespace.
+/// A virtio network interface of the guest, backed by a tap device in the VM's network
+/// namespace, which the launch creates (see [`VmNetns`](super::VmNetns)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetInterface {
     pub(crate) id: String,
@@ -102,7 +102,8 @@ pub struct NetInterface {
 }
 
 impl NetInterface {
-    /// An interface named `id`, on the host tap device `tap`, with the guest MAC `mac`.
+    /// An interface named `id`, on the tap device `tap` (created by the launch in the
+    /// VM's network namespace), with the guest MAC `mac`.
     pub fn new(id: impl Into<String>, tap: impl Into<String>, mac: [u8; 6]) -> Self {
         NetInterface {
             id: id.into(),
@@ -288,7 +289,11 @@ impl VmSpec {
 
     /// How long the VM may take from spawn to booted: the sockets of the plan exist
     /// and, if set, the [boot marker](Self::boot_marker) appeared on the serial
-    /// console (30 s by default).
+    /// console (30 s by default). Past it the start fails with
+    /// [`MicrovmError::BootTimeout`] and the VMM is killed. It bounds only what the
+    /// launch can see: a spec without a boot marker, on a backend without sockets,
+    /// is not bounded by it ([`CommandInitramfs::boot`](super::guest::CommandInitramfs::boot)
+    /// sets the marker of the crate's own initramfs).
     #[must_use]
     pub fn boot_timeout(mut self, timeout: Duration) -> Self {
         self.boot_timeout = timeout;

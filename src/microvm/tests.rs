@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::elf;
 use super::guest::{elf_is_static, parse_console, shell_quote, CommandInitramfs, Cpio};
 use super::plan::json_string;
 use super::*;
@@ -282,7 +283,10 @@ fn vmm_profile_refuses_what_a_vmm_does_not_need() {
     let eperm = Action::Errno(libc::EPERM as u32);
     let fork_flags = (libc::CLONE_CHILD_CLEARTID | libc::CLONE_CHILD_SETTID | libc::SIGCHLD) as u64;
     // (call, args): allowed by Docker's default, refused for the VMM.
-    let refused: [(&str, [u64; 6]); 12] = [
+    let refused: [(&str, [u64; 6]); 14] = [
+        // Signals to another thread group, or to any thread without naming its group.
+        ("tgkill", [2, 2, 9, 0, 0, 0]),
+        ("tkill", [1, 9, 0, 0, 0, 0]),
         ("ptrace", [0; 6]),
         ("process_vm_readv", [0; 6]),
         ("process_vm_writev", [0; 6]),
@@ -313,6 +317,8 @@ fn vmm_profile_refuses_what_a_vmm_does_not_need() {
         ("ioctl", [0, libc::TCGETS, 0, 0, 0, 0]),
         ("seccomp", [0; 6]),
         ("execve", [0; 6]),
+        // raise() and pthread_kill(): its own thread group, pid 1 of its namespace.
+        ("tgkill", [1, 7, libc::SIGUSR1 as u64, 0, 0, 0]),
     ] {
         assert_eq!(vmm.decide(caps, nr(call), &args), Action::Allow, "{call}");
     }
@@ -365,9 +371,10 @@ fn default_hooks_run_in_stage_order() {
         hooks.names(),
         [
             "check-files",
+            "resolve-vmm",
             "check-devices",
-            "check-network",
             "make-jail-dir",
+            "make-netns",
             "size-jail",
             "spawn-vmm",
             "wait-for-sockets",
@@ -376,6 +383,7 @@ fn default_hooks_run_in_stage_order() {
             "drain-console",
             "collect-stats",
             "stop-vmm",
+            "remove-netns",
             "remove-jail-dir",
         ]
     );
@@ -397,7 +405,7 @@ fn hooks_insert_replace_and_remove_by_name() {
     assert_eq!(names[0], "fetch-kernel");
     let at = |n: &str| names.iter().position(|x| x == n).expect(n);
     assert_eq!(at("log-pid"), at("spawn-vmm") + 1);
-    assert_eq!(at("make-disk"), at("make-jail-dir") + 1);
+    assert_eq!(at("make-disk"), at("make-netns") + 1);
     assert!(at("make-disk") < at("size-jail"));
 
     let old = hooks
@@ -414,12 +422,12 @@ fn hooks_insert_replace_and_remove_by_name() {
         Some(at("wait-for-boot-marker"))
     );
 
-    let removed = hooks.remove("check-network").expect("remove");
+    let removed = hooks.remove("check-devices").expect("remove");
     assert_eq!(
         (removed.name(), removed.stage()),
-        ("check-network", Stage::Validate)
+        ("check-devices", Stage::Validate)
     );
-    assert!(!hooks.contains("check-network"));
+    assert!(!hooks.contains("check-devices"));
 }
 
 #[test]
@@ -531,10 +539,11 @@ fn a_failed_stage_stops_the_launch_and_cleans_up() {
         log,
         [
             "validate:check-files",
+            "validate:resolve-vmm",
             "validate:check-devices",
-            "validate:check-network",
             "prepare:make-jail-dir",
             "cleanup:stop-vmm",
+            "cleanup:remove-netns",
             "cleanup:remove-jail-dir",
         ]
     );
@@ -562,8 +571,12 @@ fn dropping_a_started_vm_runs_cleanup() {
     drop(vm.start().expect("starts"));
     let log = log.lock().expect("log").clone();
     assert_eq!(
-        &log[log.len() - 2..],
-        ["cleanup:stop-vmm", "cleanup:remove-jail-dir"]
+        &log[log.len() - 3..],
+        [
+            "cleanup:stop-vmm",
+            "cleanup:remove-netns",
+            "cleanup:remove-jail-dir"
+        ]
     );
     assert!(!log.iter().any(|l| l.starts_with("wait:")));
 }
@@ -571,7 +584,14 @@ fn dropping_a_started_vm_runs_cleanup() {
 #[test]
 fn removed_spawn_is_reported_not_panicked() {
     let mut vm = MicroVm::new(Qemu::new(), spec().accelerator(Accelerator::Tcg)).expect("plans");
-    for name in ["check-files", "check-devices", "make-jail-dir", "spawn-vmm"] {
+    for name in [
+        "check-files",
+        "resolve-vmm",
+        "check-devices",
+        "make-jail-dir",
+        "spawn-vmm",
+        "wait-for-sockets",
+    ] {
         vm.hooks_mut().remove(name).expect("default hook");
     }
     let err = vm
@@ -705,7 +725,7 @@ fn the_jail_directory_holds_the_plans_files() {
     let base = tempfile::tempdir().expect("tempdir");
     let plan = Firecracker::new()
         .with_logs()
-        .plan(&spec().vsock(Vsock::new(3, "v.sock")))
+        .plan(&spec().initrd("/k/initrd").vsock(Vsock::new(3, "v.sock")))
         .expect("plans");
     let dir = JailDir::create(base.path(), "vm1", &plan, 101_000, 101_000).expect("creates");
     let config = std::fs::metadata(dir.config_dir().join("firecracker.json")).expect("config");
@@ -749,4 +769,176 @@ fn the_jail_directory_holds_the_plans_files() {
     dir.remove().expect("removes");
     assert!(!dir.path().exists());
     dir.remove().expect("removing twice is fine");
+}
+
+#[test]
+fn a_failed_jail_directory_leaves_nothing() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: giving the run directory to the jail's uid needs root");
+        return;
+    }
+    let base = tempfile::tempdir().expect("tempdir");
+    let plan = Firecracker::new()
+        .with_logs()
+        .plan(&spec().initrd("/k/initrd"))
+        .expect("plans");
+    // The last file of the plan fails to be written: the config, the run directory
+    // and the first log exist by then.
+    jail::failpoint::fail_writing("firecracker.metrics");
+    let err = JailDir::create(base.path(), "vm1", &plan, 101_000, 101_000)
+        .expect_err("the injected failure");
+    assert!(
+        matches!(&err, MicrovmError::Io { what, .. } if what.contains("firecracker.metrics")),
+        "{err:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(base.path())
+        .expect("base")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A planned file name that is a path is refused before anything is made.
+    let mut bad = plan.clone();
+    bad.files[0].name = "../escape.json".into();
+    let err = JailDir::create(base.path(), "vm1", &bad, 101_000, 101_000).expect_err("refused");
+    assert!(matches!(err, MicrovmError::Spec { .. }), "{err:?}");
+    assert_eq!(std::fs::read_dir(base.path()).expect("base").count(), 0);
+}
+
+#[test]
+fn guest_modules_come_with_their_dependencies_first() {
+    use super::guest::modules_with_dependencies;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = |name: &str, depends: &str| {
+        let mut ko = b"\x7fELF....\0license=GPL\0".to_vec();
+        ko.extend_from_slice(format!("depends={depends}\0vermagic=6.1\0").as_bytes());
+        std::fs::write(dir.path().join(format!("{name}.ko")), ko).expect("write");
+    };
+    module("virtio_net", "virtio_ring,virtio,net_failover");
+    module("net_failover", "failover");
+    module("failover", "");
+    module("virtio", "");
+    module("virtio_ring", "");
+    module("virtio_mmio", "virtio,virtio_ring");
+    let names = |paths: Vec<std::path::PathBuf>| -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let order =
+        modules_with_dependencies(dir.path(), &["virtio_mmio", "virtio-net"]).expect("resolves");
+    assert_eq!(
+        names(order),
+        [
+            "virtio",
+            "virtio_ring",
+            "virtio_mmio",
+            "failover",
+            "net_failover",
+            "virtio_net"
+        ]
+    );
+    module("virtio_blk", "virtio,missing_one");
+    let err = modules_with_dependencies(dir.path(), &["virtio_blk"]).expect_err("missing");
+    assert!(
+        err.to_string().contains("missing_one.ko")
+            && err.to_string().contains("needed by virtio_blk"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("junk.ko"), b"not a module").expect("write");
+    assert!(modules_with_dependencies(dir.path(), &["junk"]).is_err());
+    // The init script loads them in order, before the marker.
+    let script = CommandInitramfs::new("/bin/busybox", ["true"])
+        .modules([
+            dir.path().join("virtio.ko"),
+            dir.path().join("virtio_mmio.ko"),
+        ])
+        .init_script();
+    let a = script
+        .find("insmod /lib/modules/virtio.ko")
+        .expect("virtio");
+    let b = script
+        .find("insmod /lib/modules/virtio_mmio.ko")
+        .expect("mmio");
+    let begin = script.find(guest::BEGIN_MARKER).expect("marker");
+    assert!(a < b && b < begin, "{script}");
+}
+
+#[test]
+fn the_elf_closure_is_what_the_loader_loaded() {
+    // This test binary was loaded by the real loader: what it mapped is the oracle.
+    let exe = std::env::current_exe().expect("test binary");
+    let closure = elf::closure(&exe, &[]).expect("resolves");
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).expect("canonical");
+    let mut resolved: Vec<std::path::PathBuf> = closure
+        .interpreter
+        .iter()
+        .chain(&closure.libraries)
+        .map(|p| canonical(p))
+        .collect();
+    resolved.sort();
+    resolved.dedup();
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    let exe = canonical(&exe);
+    // Executable mappings: what the loader loaded (not, say, debug files a backtrace
+    // reads).
+    let mut mapped: Vec<std::path::PathBuf> = maps
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|perms| perms.contains('x'))
+        })
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/'))
+        .map(std::path::PathBuf::from)
+        .filter(|p| *p != exe && elf::read(p).ok().flatten().is_some())
+        .map(|p| canonical(&p))
+        .collect();
+    mapped.sort();
+    mapped.dedup();
+    assert!(!resolved.is_empty(), "a dynamically linked test binary");
+    assert_eq!(resolved, mapped);
+}
+
+#[test]
+fn ld_so_conf_includes_are_followed_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("ld.so.conf");
+    let d = dir.path().join("ld.so.conf.d");
+    std::fs::create_dir(&d).expect("mkdir");
+    std::fs::write(
+        &conf,
+        "/opt/first\ninclude ld.so.conf.d/*.conf\n# a comment\n/opt/last # trailing\n",
+    )
+    .expect("write");
+    std::fs::write(d.join("b.conf"), "/opt/b\n").expect("write");
+    std::fs::write(
+        d.join("a.conf"),
+        "/opt/a1\n/opt/a2\ninclude /nonexistent/*.conf\n",
+    )
+    .expect("write");
+    std::fs::write(d.join("ignored.txt"), "/opt/no\n").expect("write");
+    let dirs = elf::ld_so_conf_dirs(&conf);
+    let dirs: Vec<&str> = dirs.iter().map(|p| p.to_str().unwrap()).collect();
+    assert_eq!(
+        dirs,
+        ["/opt/first", "/opt/a1", "/opt/a2", "/opt/b", "/opt/last"]
+    );
+}
+
+#[test]
+fn elf_files_that_are_not_are_told_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("script");
+    std::fs::write(&text, b"#!/bin/sh\necho hi\n").expect("write");
+    assert_eq!(elf::read(&text).expect("reads"), None);
+    let truncated = dir.path().join("truncated");
+    let mut bytes = std::fs::read(std::env::current_exe().expect("exe")).expect("read");
+    bytes.truncate(70);
+    std::fs::write(&truncated, &bytes).expect("write");
+    assert!(elf::read(&truncated).is_err());
+    assert!(elf::closure(&text, &[]).is_err());
 }

@@ -8,6 +8,7 @@
 //! and the kernel kills every process left in the task's pid namespace, containers'
 //! nested namespaces included.
 
+use std::ffi::CStr;
 use std::os::fd::RawFd;
 
 use libc::c_ulong;
@@ -41,6 +42,12 @@ pub(crate) struct InitArgs<'a> {
     pub storage: Option<&'a StoragePlan>,
     /// The detached mount of disk-backed storage, made by the launcher (-1 if none).
     pub storage_fd: RawFd,
+    /// The joined network namespace's sysfs (a detached mount) and where to attach
+    /// it for the containers to bind.
+    pub sysfs: Option<(RawFd, &'a CStr)>,
+    /// Whether to bring up loopback: only in the task's own network namespace, not in
+    /// one it joined.
+    pub loopback: bool,
     /// Clone flags of a container (`CLONE_NEWNS`, and `CLONE_NEWPID` unless the task
     /// shares its pid namespace).
     pub container_flags: c_ulong,
@@ -135,9 +142,19 @@ fn set_up(args: &InitArgs) -> Result<RawFd, Failure> {
         }
     }
 
-    // 9. The task's hostname and loopback, shared by every container.
+    // 8b. The sysfs of a joined network namespace, where containers will bind it from
+    //     (made by the launcher inside that namespace; this user namespace could not).
+    if let Some((fd, target)) = args.sysfs {
+        sys::move_mount_fd(fd, target).at(Step::Mount)?;
+        sys::close(fd);
+    }
+
+    // 9. The task's hostname, and the loopback of its own network namespace (a joined
+    //    one is the caller's and left as it is), shared by every container.
     sys::sethostname(args.hostname).at(Step::Hostname)?;
-    sys::loopback_up().at(Step::Loopback)?;
+    if args.loopback {
+        sys::loopback_up().at(Step::Loopback)?;
+    }
 
     // 10. Exits of children arrive on a signalfd.
     sys::sigchld_fd().at(Step::WaitForLauncher)

@@ -30,7 +30,7 @@ use crate::cgroup::{CgroupLimits, CgroupVersion, Join, TaskCgroup};
 use crate::container::Stdio;
 use crate::error::{Error, LaunchError, Step};
 use crate::lifecycle::PidMode;
-use crate::namespaces::{ResolvedIds, TASK_CLONE_FLAGS};
+use crate::namespaces::{JoinFd, ResolvedIds, TASK_CLONE_FLAGS};
 use crate::sys;
 use crate::task::Inner;
 
@@ -124,6 +124,55 @@ pub(super) fn pointers(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char
         .collect()
 }
 
+/// Runs `f` on a short-lived thread that first joined the network namespace `netns`,
+/// so that what `f` creates there (a sysfs instance, the task init) belongs to that
+/// namespace while no thread of the caller changes namespace.
+///
+/// This is how a task joins an existing network namespace: `setns(CLONE_NEWNET)` into
+/// a namespace owned by the host's user namespace needs `CAP_SYS_ADMIN` there, which
+/// the task init, once in its own user namespace, no longer has, so the join happens
+/// before, in the thread that then clones init without `CLONE_NEWNET`. Nothing of
+/// the task is tied to that thread: init is watched through its pidfd, waited for by
+/// the launcher's other threads (Linux lets any thread of a process wait for the
+/// children of another), and no parent-death signal is set, so the thread's exit
+/// changes nothing for it.
+fn in_netns<T: Send>(
+    netns: &JoinFd,
+    what: &str,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    struct Job<F>(F);
+    impl<F> Job<F> {
+        fn into_inner(self) -> F {
+            self.0
+        }
+    }
+    // SAFETY: the job holds references to the launch's plan (raw pointers into strings
+    // owned by the task definition and by `start`'s stack) that outlive the scope
+    // below; while the thread runs them, the calling thread only waits for it, so
+    // nothing is used from two threads at once.
+    unsafe impl<F> Send for Job<F> {}
+    let job = Job(f);
+    let fd = netns.as_raw_fd();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let f = job.into_inner();
+                sys::setns(fd, libc::CLONE_NEWNET).map_err(|e| {
+                    Error::host("join the network namespace to start the task in", e)
+                })?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::host(
+                    what,
+                    std::io::Error::other("the launcher thread in the network namespace panicked"),
+                ))
+            })
+    })
+}
+
 /// Makes the task's cgroups: the task's with its limits, init's leaf on v2, one per
 /// container with its own limits. Returns them with the limits not applied.
 fn create_cgroups(inner: &Inner) -> Result<(Cgroups, Vec<crate::cgroup::Limit>), Error> {
@@ -171,13 +220,38 @@ pub(crate) fn start(
     inner: &Arc<Inner>,
     first_stdio: Option<[Stdio; 3]>,
 ) -> Result<RunningTask, Error> {
-    // 1. What launchers that died left under the same parent goes. Then the ephemeral
-    //    storage's volume, if it is on disk: a detached mount that only the task init
-    //    will attach. Then the cgroups, with every limit written before any process is
-    //    in them.
+    // 0. Fault injection (debug builds only) is armed, and what launchers that died
+    //    left under the same parent goes.
     failpoint::arm();
     child::note_launcher_exe();
     crate::cgroup::sweep_before_start(&inner.cgroup_parent);
+
+    //    Then the network namespace to join, if the task does not get its own, and the
+    //    sysfs of that namespace for the containers' /sys (made by a thread inside
+    //    it: a sysfs instance belongs to the namespace of whoever makes it).
+    let netns = inner.netns.open().map_err(|e| {
+        Error::host(
+            format!("open the network namespace {}", inner.netns.describe()),
+            e,
+        )
+    })?;
+    let sysfs: Option<OwnedFd> = match (&netns, &inner.sysfs_stage) {
+        (Some(netns), Some(_)) => Some(in_netns(
+            netns,
+            "make the joined namespace's sysfs",
+            || {
+                let fd = sys::sysfs_mount_fd()
+                    .map_err(|e| Error::host("make a sysfs of the joined network namespace", e))?;
+                // SAFETY: fsmount returned a new descriptor that nothing else owns.
+                above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+            },
+        )?),
+        _ => None,
+    };
+
+    // 1. The ephemeral storage's volume, if it is on disk: a detached mount that only
+    //    the task init will attach. Then the cgroups, with every limit written before
+    //    any process is in them.
     let storage = match &inner.storage {
         Some(plan) => plan.prepare()?,
         None => None,
@@ -226,6 +300,7 @@ pub(crate) fn start(
     ];
     keep.extend(&join_fds);
     keep.extend(storage.as_ref().map(AsRawFd::as_raw_fd));
+    keep.extend(sysfs.as_ref().map(AsRawFd::as_raw_fd));
     keep.sort_unstable();
     let mut container_flags = libc::CLONE_NEWNS as libc::c_ulong;
     if inner.pid_mode == PidMode::Container {
@@ -241,22 +316,37 @@ pub(crate) fn start(
         hostname: &inner.hostname,
         storage: inner.storage.as_ref(),
         storage_fd,
+        sysfs: sysfs
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+            .zip(inner.sysfs_stage.as_deref()),
+        loopback: netns.is_none(),
         container_flags,
         nofile: inner.nofile,
         argv_area: sys::argv_area(),
     };
 
-    // 4. Clone the task init into the task's namespaces.
-    let flags = TASK_CLONE_FLAGS | inner.ids.clone_flag();
-    // SAFETY: the child runs only `init::main`, which makes raw syscalls on data built
-    // above and never returns.
-    let (pid, pidfd) = match unsafe { sys::clone_pidfd(flags) } {
-        Ok(sys::Cloned::Child) => init::main(&args, &inner.containers, &exec_args, &mut pids),
-        Ok(sys::Cloned::Parent { pid, pidfd }) => {
-            // SAFETY: CLONE_PIDFD gave us a new descriptor that nothing else owns.
-            (pid, unsafe { OwnedFd::from_raw_fd(pidfd) })
+    // 4. Clone the task init into the task's namespaces: a new network namespace, or,
+    //    from a thread that joined it, the one given.
+    let mut flags = TASK_CLONE_FLAGS | inner.ids.clone_flag();
+    if netns.is_some() {
+        flags &= !(libc::CLONE_NEWNET as libc::c_ulong);
+    }
+    let mut clone_init = || {
+        // SAFETY: the child runs only `init::main`, which makes raw syscalls on data
+        // built above and never returns.
+        match unsafe { sys::clone_pidfd(flags) } {
+            Ok(sys::Cloned::Child) => init::main(&args, &inner.containers, &exec_args, &mut pids),
+            Ok(sys::Cloned::Parent { pid, pidfd }) => {
+                // SAFETY: CLONE_PIDFD gave us a new descriptor that nothing else owns.
+                Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+            }
+            Err(errno) => Err(Error::host("clone the task init", errno)),
         }
-        Err(errno) => return Err(Error::host("clone the task init", errno)),
+    };
+    let (pid, pidfd) = match &netns {
+        None => clone_init()?,
+        Some(netns) => in_netns(netns, "clone the task init", clone_init)?,
     };
     hit(Failpoint::InitCloned);
     let mut guard = KillOnDrop {
@@ -264,7 +354,7 @@ pub(crate) fn start(
         armed: true,
     };
     let by_pid = matches!(join, Join::ByPid);
-    // The init holds its own copy of the storage's mount now.
+    // The init holds its own copies of the storage's mount and the sysfs now.
     drop((
         sync_read,
         error_write,
@@ -274,7 +364,7 @@ pub(crate) fn start(
         exec_args,
         storage,
     ));
-    drop((strings, pids));
+    drop((strings, pids, sysfs, netns));
 
     // 5. Id maps (and, where init cannot join its cgroup itself, the cgroup), then
     //    release init.
