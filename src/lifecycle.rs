@@ -100,6 +100,11 @@ pub enum StopReason {
     Requested,
     /// The task's init process died (killed from outside).
     InitDied,
+    /// The task ran out of memory and the kernel's OOM killer chose the task init,
+    /// which ends the whole task. Pages of the default root or of in-memory storage
+    /// belong to no process, so when they fill the task's memory the victim can be
+    /// any process of the task, the init included.
+    InitOutOfMemory,
 }
 
 impl fmt::Display for StopReason {
@@ -132,6 +137,9 @@ impl fmt::Display for StopReason {
             }
             StopReason::Requested => f.write_str("stop requested"),
             StopReason::InitDied => f.write_str("the task init died"),
+            StopReason::InitOutOfMemory => {
+                f.write_str("the task ran out of memory and its init was OOM-killed")
+            }
         }
     }
 }

@@ -435,3 +435,35 @@ fn a_health_check_past_its_timeout_fails() {
     assert!(took >= timeout * 2, "{took:?}");
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
+
+#[test]
+fn an_init_chosen_by_the_oom_killer_is_reported_as_the_task_out_of_memory() {
+    // Pages of the default root (a tmpfs charged to the task) belong to no process,
+    // so when they fill the task's memory the OOM killer picks the process of the task
+    // with the most resident memory. The filler is kept smaller than the init (a copy
+    // of this test process) so that the init is the victim: the task must say it ran
+    // out of memory, not that its init died of some outside SIGKILL.
+    if !can_start_tasks() {
+        return;
+    }
+    // Make this process (and so its copy, the init) clearly the largest: 16 MiB,
+    // touched.
+    let ballast = vec![1u8; 16 << 20];
+    let sandbox = TaskSandbox::builder()
+        .size(tasksandbox::TaskSize::memory_only(48).unwrap())
+        .container(Container::new("fill").command([
+            "/bin/sh",
+            "-c",
+            "while :; do /bin/cat /dev/zero > /fill; done",
+        ]))
+        .build()
+        .unwrap();
+    let mut task = sandbox.start().unwrap();
+    let exit = task.wait().unwrap();
+    assert!(ballast.iter().all(|&b| b == 1));
+    assert_eq!(exit.reason, StopReason::InitOutOfMemory, "{exit}");
+    assert_eq!(
+        exit.reason.to_string(),
+        "the task ran out of memory and its init was OOM-killed"
+    );
+}

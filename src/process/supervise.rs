@@ -286,6 +286,9 @@ pub(crate) struct Control {
     shared: Arc<Shared>,
     first_stdio: Option<[Stdio; 3]>,
     init_gone: bool,
+    /// The task cgroup's OOM kills when a container's exit was last recorded: a count
+    /// above it when the init dies is the init's.
+    task_oom_seen: u64,
 }
 
 impl Control {
@@ -295,6 +298,7 @@ impl Control {
             shared,
             first_stdio,
             init_gone: false,
+            task_oom_seen: 0,
         }
     }
 
@@ -508,11 +512,12 @@ impl Control {
         Ok(Some((event, owned.pop())))
     }
 
-    fn record_exit(&self, index: usize, raw: i32) {
+    fn record_exit(&mut self, index: usize, raw: i32) {
         let inner = &self.shared.inner;
         let Some(spec) = inner.containers.get(index) else {
             return;
         };
+        self.task_oom_seen = self.task_oom_kills();
         // An OOM kill of another process of the container (a child, an exec'd
         // process) earlier moved the counts too: only a move since the baseline is
         // this death's.
@@ -727,11 +732,22 @@ impl Control {
         plan
     }
 
+    /// The OOM kills counted in the task's cgroup (0 without one).
+    fn task_oom_kills(&self) -> u64 {
+        self.shared.cgroups().map_or(0, |c| c.task.oom_kills())
+    }
+
     /// Every container is done (or the init died): end the init, which takes every
     /// process left in the task with it, and publish the task's exit.
     fn finish(&mut self) {
         self.shared.kill_init();
-        let _ = sys::waitid_pidfd(self.shared.init_pidfd.as_raw_fd(), 0);
+        let init_status = sys::waitid_pidfd(self.shared.init_pidfd.as_raw_fd(), 0);
+        // An init SIGKILLed while the task's OOM count moved past what the containers'
+        // exits account for was the OOM killer's victim.
+        let init_oom = matches!(
+            init_status,
+            Ok(Some(sys::WaitOutcome::Signaled(libc::SIGKILL)))
+        ) && self.task_oom_kills() > self.task_oom_seen;
         let inner = &self.shared.inner;
         let mut state = self.shared.lock();
         let init_died = self.init_gone && state.stopping.is_none();
@@ -747,6 +763,7 @@ impl Control {
         }
         let reason = match state.stopping.take() {
             Some(stopping) => stopping.reason,
+            None if init_died && init_oom => StopReason::InitOutOfMemory,
             None if init_died => StopReason::InitDied,
             None => state.trouble.take().unwrap_or_else(|| {
                 // Every container ended on its own: the first essential one decided.
