@@ -492,9 +492,11 @@ impl Container {
     /// ECS's container-level `cpu`: a relative weight, not a ceiling. When the
     /// containers compete for the task's CPU, each gets CPU in proportion to its units
     /// (cgroup v1 `cpu.shares`, v2 `cpu.weight`); CPU no other container wants can be
-    /// used by any of them, up to the task's own ceiling. Without it, a container has
-    /// the kernel's default weight (1024 units). The units of all containers must add
-    /// up to no more than the task's.
+    /// used by any of them, up to the task's own ceiling. The units of all containers
+    /// must add up to no more than the task's. Without it, a container has the
+    /// kernel's default weight when no container of the task sets units, and otherwise
+    /// the smallest share (2 units, as ECS gives a container without `cpu`), so that
+    /// a container without units never outweighs one that asked for them.
     #[must_use]
     pub fn cpu_units(mut self, units: u32) -> Self {
         self.cpu_units = Some(units);

@@ -540,6 +540,8 @@ impl TaskSandboxBuilder {
             }
         }
         let mut containers = Vec::with_capacity(self.containers.len());
+        // ECS's rule: when some container has CPU units, one without gets the least.
+        let any_cpu_units = self.containers.iter().any(|c| c.cpu_units.is_some());
         for (c, depends_on) in self.containers.iter().zip(depends) {
             let seccomp = c
                 .seccomp
@@ -575,7 +577,9 @@ impl TaskSandboxBuilder {
                 // soft reservation, inside the task's (ECS's container-level semantics).
                 limits: CgroupLimits {
                     cpu_units: None,
-                    cpu_share_units: c.cpu_units,
+                    cpu_share_units: c
+                        .cpu_units
+                        .or(any_cpu_units.then_some(crate::cgroup::MIN_CPU_SHARE_UNITS)),
                     memory_bytes: c.memory_limit,
                     memory_reservation_bytes: c.memory_reservation,
                     pids_max: None,

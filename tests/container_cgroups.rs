@@ -137,8 +137,13 @@ fn each_container_gets_its_share_limit_and_reservation() {
                 file(None, "memory", "memory.limit_in_bytes").unwrap(),
                 (2048 * MIB).to_string()
             );
-            // Nothing asked of the cpu controller for `plain`: no cpu cgroup of its own.
-            assert_eq!(file(Some("plain"), "cpu", "cpu.shares"), None);
+            // `plain` set no units while its siblings did: the least share (ECS's 2),
+            // so it never outweighs them.
+            assert_eq!(file(Some("plain"), "cpu", "cpu.shares").unwrap(), "2");
+            assert_eq!(
+                file(Some("plain"), "cpu", "cpu.cfs_quota_us").unwrap(),
+                "-1"
+            );
         }
         CgroupVersion::V2 => {
             assert_eq!(file(None, "cpu", "cpu.max").unwrap(), "100000 100000");
@@ -159,6 +164,7 @@ fn each_container_gets_its_share_limit_and_reservation() {
             );
             assert_eq!(file(Some("side"), "memory", "memory.max").unwrap(), "max");
             assert_eq!(file(Some("plain"), "memory", "memory.low").unwrap(), "0");
+            assert_eq!(file(Some("plain"), "cpu", "cpu.weight").unwrap(), "1");
         }
     }
     // Each workload is in its container's cgroup.

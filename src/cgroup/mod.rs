@@ -153,6 +153,10 @@ pub fn detect() -> Result<CgroupVersion, CgroupError> {
     backend::detect()
 }
 
+/// The smallest CPU share, in CPU units (v1 `cpu.shares` 2, v2 `cpu.weight` 1): what a
+/// container without units gets when a sibling has some.
+pub(crate) const MIN_CPU_SHARE_UNITS: u32 = 2;
+
 /// The limits of one task cgroup. `None` leaves a resource unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct CgroupLimits {
