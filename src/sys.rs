@@ -645,6 +645,15 @@ pub(crate) fn read_some(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
     }
 }
 
+/// Whether process `pid` exists (in the caller's pid namespace): `kill(pid, 0)`, where
+/// `EPERM` means it exists and belongs to someone else.
+pub(crate) fn process_exists(pid: i32) -> bool {
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
 /// `setns(2)`: with a pidfd and several `CLONE_NEW*` flags, joins those namespaces of
 /// that process at once.
 pub(crate) fn setns(fd: RawFd, flags: c_int) -> SysResult {

@@ -186,7 +186,7 @@ pub(super) fn sweep_stale(parent: &Path, full: bool) -> Result<super::Swept, Cgr
         &hierarchy_roots(layout),
         quick,
         parent,
-        &super::sweep::pid_alive,
+        &crate::sys::process_exists,
     ))
 }
 

@@ -49,16 +49,6 @@ pub(super) fn launcher_pid(name: &str) -> Option<i32> {
         .filter(|p: &i32| *p > 0)
 }
 
-/// Whether process `pid` exists (in the caller's pid namespace). `EPERM` means it
-/// exists and belongs to someone else.
-pub(super) fn pid_alive(pid: i32) -> bool {
-    use nix::sys::signal::kill;
-    !matches!(
-        kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
-}
-
 /// The names of the task cgroups directly under `dir` whose launcher `alive` says is
 /// dead.
 fn stale_names(dir: &Path, alive: &dyn Fn(i32) -> bool) -> Vec<std::ffi::OsString> {

@@ -503,6 +503,79 @@ pub struct JailDir {
 
 static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The launcher pid in a jail directory's name, `<name>-<pid>-<n>`, if it has that
+/// shape (a VM name has no `-`).
+fn jail_dir_launcher(name: &str) -> Option<i32> {
+    let mut parts = name.rsplitn(3, '-');
+    let (n, pid, vm) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(n) && digits(pid) && !vm.is_empty())
+        .then(|| pid.parse().ok())
+        .flatten()
+        .filter(|&p: &i32| p > 0)
+}
+
+/// Whether the tree at `dir` lies on the filesystem `dev` alone: no mount point in it
+/// (with `lstat`: a symbolic link is not followed).
+fn on_one_filesystem(dir: &Path, dev: u64, depth: usize) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::symlink_metadata(dir) else {
+        return false;
+    };
+    if meta.dev() != dev {
+        return false;
+    }
+    if !meta.is_dir() {
+        return true;
+    }
+    if depth == 0 {
+        return false;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .all(|e| on_one_filesystem(&e.path(), dev, depth - 1))
+}
+
+/// Removes the jail directories under `base` that launchers which died left behind:
+/// those named `<name>-<pid>-<n>` whose launcher pid no longer exists. A directory is
+/// kept if the pid is alive (whoever has it now), or if anything in it is on another
+/// filesystem (a mount point: nothing is removed through one). Returns what was
+/// removed. [`MicroVm::run`](super::MicroVm::run) sweeps its base directory before
+/// making a jail directory.
+pub fn sweep_stale_jail_dirs(base: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    let (Ok(base_meta), Ok(entries)) = (fs::metadata(base), fs::read_dir(base)) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(jail_dir_launcher) else {
+            continue;
+        };
+        if pid == me || crate::sys::process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        // config/, run/ and dev/ under the directory: a few levels suffice.
+        if !on_one_filesystem(&path, base_meta.dev(), 4) {
+            tracing::warn!(path = %path.display(), "stale jail directory holds a mount point or is unreadable; left in place");
+            continue;
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "stale jail directory not removed")
+            }
+        }
+    }
+    removed
+}
+
 impl JailDir {
     /// Makes `<base>/<name>-<pid>-<n>` with its `config/` and `run/`, writes `plan`'s
     /// files, and gives `run/` to `host_uid`:`host_gid`. Fails on a planned file whose

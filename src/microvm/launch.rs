@@ -11,7 +11,7 @@ use crate::process::{ExitStatus, RunningTask};
 
 use super::console::ConsoleLog;
 use super::hooks::{Hook, Hooks, Stage};
-use super::jail::{accessible, check_device_nodes_allowed, Jail, JailDir};
+use super::jail::{accessible, check_device_nodes_allowed, sweep_stale_jail_dirs, Jail, JailDir};
 use super::net::VmNetns;
 use super::plan::{Vmm, VmmPlan};
 use super::root::JailRoot;
@@ -199,6 +199,8 @@ fn check_devices(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
 }
 
 fn make_jail_dir(ctx: &mut LaunchContext) -> Result<(), MicrovmError> {
+    // What launchers that died left here goes first.
+    sweep_stale_jail_dirs(&ctx.jail.base_dir);
     let (uid, gid) = ctx.jail.host_ids();
     let dir = JailDir::create(&ctx.jail.base_dir, &ctx.spec.id, &ctx.plan, uid, gid)?;
     ctx.jail.volumes.extend(dir.volumes());

@@ -64,8 +64,8 @@ pub use firecracker::{
 };
 pub use hooks::{Hook, HookFn, Hooks, Stage};
 pub use jail::{
-    accessible, vmm_seccomp_profile, Jail, JailDevice, JailDir, DEFAULT_ROOT_BASE_DIR, JAIL_USER,
-    VMM_PID_IN_JAIL, VMM_SYSCALLS,
+    accessible, sweep_stale_jail_dirs, vmm_seccomp_profile, Jail, JailDevice, JailDir,
+    DEFAULT_ROOT_BASE_DIR, JAIL_USER, VMM_PID_IN_JAIL, VMM_SYSCALLS,
 };
 pub use launch::{default_hooks, LaunchContext, MicroVm, RunningVm, VmExit};
 pub use net::VmNetns;

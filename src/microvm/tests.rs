@@ -942,3 +942,58 @@ fn elf_files_that_are_not_are_told_so() {
     assert!(elf::read(&truncated).is_err());
     assert!(elf::closure(&text, &[]).is_err());
 }
+
+#[test]
+fn jail_directories_of_dead_launchers_are_swept_and_nothing_else() {
+    let base = tempfile::tempdir().expect("tempdir");
+    // A pid that was alive a moment ago and is not any more.
+    let mut child = std::process::Command::new("/bin/true")
+        .spawn()
+        .expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("wait");
+    assert!(!crate::sys::process_exists(dead as i32));
+    let me = std::process::id();
+    let make = |name: &str| {
+        let dir = base.path().join(name);
+        std::fs::create_dir_all(dir.join("config")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("run")).expect("mkdir");
+        std::fs::write(dir.join("config/vm.json"), "{}").expect("write");
+        dir
+    };
+    let stale = make(&format!("vm1-{dead}-0"));
+    let own = make(&format!("vm1-{me}-1"));
+    let alive = make("vm1-1-0");
+    let unrelated = make(&format!("not-a-jail-{dead}"));
+    let malformed = make(&format!("-{dead}-0"));
+    // A stale directory with a mount point in it is left alone: nothing is removed
+    // through a mount.
+    let mounted = make(&format!("vm2-{dead}-3"));
+    let is_root = nix::unistd::geteuid().is_root();
+    if is_root {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(mounted.join("run"))
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs: {status}");
+        std::fs::write(mounted.join("run/keep"), "x").expect("write into the mount");
+    }
+
+    let removed = sweep_stale_jail_dirs(base.path());
+
+    if is_root {
+        assert!(mounted.join("run/keep").exists());
+        let status = std::process::Command::new("umount")
+            .arg(mounted.join("run"))
+            .status()
+            .expect("run umount");
+        assert!(status.success(), "umount: {status}");
+    }
+    assert_eq!(removed, vec![stale.clone()]);
+    assert!(!stale.exists());
+    for kept in [&own, &alive, &unrelated, &malformed] {
+        assert!(kept.join("config/vm.json").exists(), "{}", kept.display());
+    }
+    assert_eq!(is_root, mounted.exists());
+}
