@@ -190,16 +190,20 @@ fn make_volume(dir: &Path, bytes: u64, owner: (u32, u32)) -> Result<OwnedFd, Sto
     Ok(mount)
 }
 
-/// A new, empty, nameless file in `dir`.
-fn backing_file(dir: &Path) -> Result<File, StorageError> {
-    let err = |e| StorageError::new(StorageStep::BackingFile, dir, e);
-    match OpenOptions::new()
+/// A new nameless file in `dir` (`O_TMPFILE`), readable and writable by root only.
+fn open_tmpfile(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .mode(0o600)
         .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
         .open(dir)
-    {
+}
+
+/// A new, empty, nameless file in `dir`.
+fn backing_file(dir: &Path) -> Result<File, StorageError> {
+    let err = |e| StorageError::new(StorageStep::BackingFile, dir, e);
+    match open_tmpfile(dir) {
         Ok(file) => return Ok(file),
         // The filesystem has no O_TMPFILE: a named file, unlinked at once.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {}
@@ -382,13 +386,7 @@ pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
         return Err("it is not a directory".into());
     }
     // The same open a start makes, closed at once: the file never has a name.
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-        .open(dir)
-    {
+    match open_tmpfile(dir) {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
             nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
