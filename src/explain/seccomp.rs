@@ -5,14 +5,15 @@
 //! the container's capabilities and the compiled programs. The per-syscall verdicts
 //! here are read from the compiled programs themselves, run by the crate's BPF
 //! interpreter for a call of every syscall of the table with all arguments zero;
-//! syscalls that a rule of the profile decides by their arguments are listed apart,
-//! with their conditions as the seccomp module's summary states them.
+//! syscalls whose arguments decide (by a rule of the profile or the terminal guard)
+//! are listed apart, with their conditions as the seccomp module's summary states them.
 
 use std::sync::Arc;
 
 use crate::capabilities::Capabilities;
 use crate::seccomp::bpf::SeccompData;
-use crate::seccomp::{syscalls, Action, CompiledSeccomp, ProgramKind, SeccompPolicy, SyscallId};
+use crate::seccomp::explain::SeccompSummary;
+use crate::seccomp::{syscalls, Action, CompiledSeccomp, ProgramKind, SeccompPolicy};
 
 /// What a container's seccomp filters do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +30,8 @@ pub struct SeccompExplanation {
     /// Syscalls refused (called with all arguments zero), grouped by action: the most
     /// restrictive first, errnos in increasing order; names sorted.
     pub refused: Vec<(Action, Vec<&'static str>)>,
-    /// Syscalls a rule of the profile decides by their arguments (for these
-    /// capabilities), sorted by name, each with its conditions as
+    /// Syscalls whose arguments decide what happens to them (for these capabilities),
+    /// sorted by name, each with its conditions as
     /// [`SeccompSummary`](crate::seccomp::explain::SeccompSummary) states them
     /// (`clone: allowed if flags & 0x7e020000 == 0; otherwise EPERM`).
     pub argument_filtered: Vec<String>,
@@ -55,28 +56,15 @@ impl SeccompExplanation {
         compiled: &Arc<CompiledSeccomp>,
     ) -> Self {
         let profile = policy.profile();
-        let mut filtered: Vec<&'static str> = Vec::new();
-        for rule in profile.rules() {
-            if rule.args().is_empty() || !rule.applies_to(caps) {
-                continue;
-            }
-            for id in rule.syscalls() {
-                let name = match id {
-                    SyscallId::Name(n) => syscalls::number(n).and_then(syscalls::name),
-                    SyscallId::Number(nr) => syscalls::name(*nr),
-                };
-                if let Some(name) = name {
-                    if !filtered.contains(&name) {
-                        filtered.push(name);
-                    }
-                }
-            }
-        }
-        filtered.sort_unstable();
+        // The syscalls whose arguments decide, with their conditions, from the summary
+        // (made from the same resolved rules, guard included, as the programs).
+        let filtered = SeccompSummary::new(profile, caps)
+            .map(|s| s.filtered)
+            .unwrap_or_default();
         let mut allowed = Vec::new();
         let mut refused: Vec<(Action, Vec<&'static str>)> = Vec::new();
         for &(name, nr) in syscalls::all() {
-            if filtered.contains(&name) {
+            if filtered.iter().any(|f| f.syscall == name) {
                 continue;
             }
             let ret = compiled.evaluate(&SeccompData::native(nr, [0; 6]));
@@ -105,29 +93,9 @@ impl SeccompExplanation {
                 .collect(),
             allowed,
             refused,
-            argument_filtered: conditions(profile, caps, &filtered),
+            argument_filtered: filtered.iter().map(ToString::to_string).collect(),
         }
     }
-}
-
-/// Each of `filtered` with the conditions that decide it, from the seccomp summary
-/// (computed from the same rules the compiler uses); a name alone if the summary
-/// cannot be made.
-fn conditions(
-    profile: &crate::seccomp::SeccompProfile,
-    caps: Capabilities,
-    filtered: &[&'static str],
-) -> Vec<String> {
-    let summary = crate::seccomp::explain::SeccompSummary::new(profile, caps).ok();
-    filtered
-        .iter()
-        .map(|name| {
-            summary
-                .as_ref()
-                .and_then(|s| s.filtered.iter().find(|f| f.syscall == *name))
-                .map_or_else(|| (*name).to_string(), ToString::to_string)
-        })
-        .collect()
 }
 
 /// `EPERM` for 1: the symbolic name of an errno, if it has one.

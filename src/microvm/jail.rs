@@ -186,7 +186,7 @@ const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 /// uses `clone`), `socket` and `socketpair` only for `AF_UNIX`, `tgkill` only to
 /// thread group [`VMM_PID_IN_JAIL`] (itself: the profile is made for a process that is
 /// pid 1 of its pid namespace, as the jail's VMM is, where no other process is
-/// visible anyway), and `ioctl`'s `TIOCSTI`/`TIOCLINUX` refused.
+/// visible anyway), and, as in every profile, `ioctl`'s `TIOCSTI`/`TIOCLINUX` refused.
 ///
 /// Every syscall it allows is allowed by Docker's default profile too, for a task
 /// without capabilities; it refuses what Docker's allows and a VMM does not need:
@@ -221,13 +221,6 @@ pub fn vmm_seccomp_profile(extra: &[&str]) -> SeccompProfile {
         ["clone3"],
         Action::Errno(libc::ENOSYS as u32),
     ));
-    for cmd in [libc::TIOCSTI, libc::TIOCLINUX] {
-        if let Ok(cond) = ArgCondition::dword(1, ArgOp::Eq, cmd) {
-            profile.push_rule(
-                SyscallRule::new(["ioctl"], Action::Errno(libc::EPERM as u32)).with_arg(cond),
-            );
-        }
-    }
     profile
 }
 

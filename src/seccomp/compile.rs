@@ -36,7 +36,7 @@ use crate::capabilities::Capabilities;
 use super::bpf::{self, op, NATIVE_AUDIT_ARCH};
 use super::profile::{
     Action, ArgCondition, ArgOp, ArgWidth, SeccompProfile, SyscallId, GUARD_OTHER_ARCH,
-    GUARD_UNKNOWN_NUMBER, GUARD_X32, X32_SYSCALL_BIT,
+    GUARD_UNKNOWN_NUMBER, GUARD_X32, TERMINAL_INJECTION, X32_SYSCALL_BIT,
 };
 use super::{syscalls, CompiledSeccomp, ProgramKind, SeccompError};
 
@@ -82,7 +82,8 @@ pub fn compile(
 }
 
 /// The rules of `profile` that apply to a container holding `caps`, in profile order,
-/// resolved for the build target, after checking the whole profile.
+/// then the terminal guard's (step 3 of [`SeccompProfile`]'s semantics), resolved for
+/// the build target, after checking the whole profile.
 pub(crate) fn resolve_rules(
     profile: &SeccompProfile,
     caps: Capabilities,
@@ -109,6 +110,21 @@ pub(crate) fn resolve_rules(
                 action: rule.action(),
                 args: rule.args(),
             });
+        }
+    }
+    // The terminal guard, as rules after the profile's own. Left out where it changes
+    // nothing: ioctl refused by the default action and named by no rule.
+    let guard = profile.terminal_guard();
+    let ioctl = syscalls::number("ioctl").and_then(|nr| u32::try_from(nr).ok());
+    if let Some(ioctl) = ioctl {
+        if guard != profile.default_action() || rules.iter().any(|r| r.numbers.contains(&ioctl)) {
+            for args in &TERMINAL_INJECTION {
+                rules.push(ResolvedRule {
+                    numbers: vec![ioctl],
+                    action: guard,
+                    args,
+                });
+            }
         }
     }
     Ok(rules)

@@ -24,11 +24,13 @@
 //! - `int`-typed arguments (`socket`'s domain, `ioctl`'s cmd, `personality`) are
 //!   compared as 32-bit values, as the kernel reads them: `socket(0x1_0000_0028, ..)`
 //!   passes Docker's 64-bit `> 40` test but is `AF_VSOCK` to the kernel.
-//! - `ioctl(TIOCSTI)` (fake terminal input) and `ioctl(TIOCLINUX)` are refused with
-//!   `EPERM`.
 //!
-//! and, for every profile, the guard program adds:
+//! and, for every profile (imported ones too), the guard adds:
 //!
+//! - `ioctl(TIOCSTI)` (fake terminal input) and `ioctl(TIOCLINUX)` are refused, `cmd`
+//!   compared as 32 bits, with `EPERM` or the profile's default action where that is a
+//!   refusal: a profile that allows `ioctl`, as Docker's does, still refuses them (see
+//!   [`SeccompProfile`]'s semantics);
 //! - x32-ABI syscall numbers (bit `0x4000_0000` set, still `AUDIT_ARCH_X86_64`) are
 //!   refused with `EPERM`;
 //! - numbers that are no syscall of the architecture (the gap 337..=423 on x86_64, and

@@ -606,6 +606,13 @@ pub(crate) fn holds(caps: Capabilities, cap: caps::Capability) -> bool {
 ///    kernel) and match the call (syscall and every argument condition) are collected.
 ///    None: the default action. Otherwise the most restrictive of their actions; among
 ///    several `Errno` rules, the first in profile order.
+/// 3. Terminal-input injection, `ioctl(fd, TIOCSTI, ..)` and `ioctl(fd, TIOCLINUX, ..)`
+///    (`cmd` compared as the 32 bits the kernel reads), is never allowed, whatever the
+///    profile's rules say: it takes the profile's default action if that is a refusal,
+///    and `EPERM` otherwise, unless a matching rule of the profile refuses it more
+///    strictly (or, as another errno, first). So an imported profile that allows
+///    `ioctl` (Docker's does) still refuses it, and a profile that refuses it already
+///    keeps its own answer.
 ///
 /// A call from another architecture or ABI (i386 via `int 0x80`) kills the process;
 /// [`decide_call`](Self::decide_call) includes that case, [`decide`](Self::decide)
@@ -676,14 +683,20 @@ impl SeccompProfile {
         }
         let name = syscalls::name(nr);
         let mut decision: Option<Action> = None;
-        for rule in &self.rules {
-            if !rule.matches(nr, name, args) || !rule.applies_to(caps) {
-                continue;
-            }
+        let mut take = |action: Action| {
             decision = match decision {
-                Some(best) if best.severity() <= rule.action.severity() => Some(best),
-                _ => Some(rule.action),
+                Some(best) if best.severity() <= action.severity() => Some(best),
+                _ => Some(action),
             };
+        };
+        for rule in &self.rules {
+            if rule.matches(nr, name, args) && rule.applies_to(caps) {
+                take(rule.action);
+            }
+        }
+        // The terminal guard takes part last, as a rule after the profile's own.
+        if name == Some("ioctl") && TERMINAL_INJECTION.iter().any(|c| c[0].matches(args)) {
+            take(self.terminal_guard());
         }
         decision.unwrap_or(self.default_action)
     }
@@ -738,6 +751,40 @@ impl SeccompProfile {
                 })
             })
             .collect()
+    }
+}
+
+/// `TIOCSTI`: push a byte into a terminal's input queue.
+pub(crate) const TIOCSTI: u64 = 0x5412;
+/// `TIOCLINUX`: virtual console requests, some of which can also inject input.
+pub(crate) const TIOCLINUX: u64 = 0x541C;
+/// The `cmd` conditions of terminal-input injection: `ioctl(fd, TIOCSTI, ..)` (fake
+/// input into a terminal, the classic way out of a shared tty) and
+/// `ioctl(fd, TIOCLINUX, ..)`, compared as the 32 bits the kernel reads, so high bits
+/// cannot smuggle them through. Refused by every profile (semantics, step 3).
+pub(crate) const TERMINAL_INJECTION: [[ArgCondition; 1]; 2] = [
+    [ArgCondition {
+        index: 1,
+        op: ArgOp::Eq,
+        value: TIOCSTI,
+        width: ArgWidth::Dword,
+    }],
+    [ArgCondition {
+        index: 1,
+        op: ArgOp::Eq,
+        value: TIOCLINUX,
+        width: ArgWidth::Dword,
+    }],
+];
+
+impl SeccompProfile {
+    /// The action of the terminal guard (semantics, step 3): the default action if it
+    /// is a refusal, `EPERM` otherwise.
+    pub(crate) fn terminal_guard(&self) -> Action {
+        match self.default_action {
+            Action::Allow | Action::Log => Action::Errno(EPERM),
+            refusal => refusal,
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 #![cfg(target_arch = "x86_64")]
 
 use super::bpf::{self, SeccompData, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386};
-use super::default::{CLONE_NAMESPACE_FLAGS, TIOCLINUX, TIOCSTI};
+use super::default::CLONE_NAMESPACE_FLAGS;
 use super::profile::{ENOSYS, EPERM};
+use super::profile::{TIOCLINUX, TIOCSTI};
 use super::*;
 
 mod docker;
@@ -579,4 +580,69 @@ fn allow_by_default_profiles_have_only_the_guard() {
         decide(&profile, &compiled, caps, 0x4000_0000, NO_ARGS),
         Action::Errno(EPERM)
     );
+}
+
+#[test]
+fn terminal_injection_is_refused_by_every_profile() {
+    let caps = Capabilities::fargate_default();
+    let ioctl = nr("ioctl");
+    let call = |cmd: u64| [0, cmd, 0, 0, 0, 0];
+    let allow_ioctl = || SyscallRule::new(["ioctl"], Action::Allow);
+    // (profile, what TIOCSTI gets, what another ioctl gets)
+    let cases = [
+        // Allowed by default: refused with EPERM.
+        (
+            SeccompProfile::new(Action::Allow),
+            Action::Errno(EPERM),
+            Action::Allow,
+        ),
+        (
+            SeccompProfile::new(Action::Log),
+            Action::Errno(EPERM),
+            Action::Log,
+        ),
+        // Allowed by a rule: the default refusal, whatever it is.
+        (
+            SeccompProfile::new(Action::KillProcess).with_rule(allow_ioctl()),
+            Action::KillProcess,
+            Action::Allow,
+        ),
+        (
+            SeccompProfile::new(Action::Errno(13)).with_rule(allow_ioctl()),
+            Action::Errno(13),
+            Action::Allow,
+        ),
+        // Refused already: the profile's own answer stands.
+        (
+            SeccompProfile::new(Action::Trap),
+            Action::Trap,
+            Action::Trap,
+        ),
+        (
+            SeccompProfile::new(Action::Allow).with_rule(
+                SyscallRule::new(["ioctl"], Action::Errno(25)).with_arg(
+                    ArgCondition::new(1, ArgOp::Eq, TIOCSTI, ArgWidth::Qword)
+                        .unwrap_or_else(|e| panic!("{e}")),
+                ),
+            ),
+            Action::Errno(25),
+            Action::Allow,
+        ),
+    ];
+    for (profile, injection, other) in cases {
+        let compiled = compile(&profile, caps).unwrap_or_else(|e| panic!("{e}"));
+        let default = profile.default_action();
+        for cmd in [TIOCSTI, TIOCLINUX, 0xffff_ffff_0000_0000 | TIOCSTI] {
+            let got = decide(&profile, &compiled, caps, ioctl, call(cmd));
+            // The high bits do not smuggle TIOCSTI past the guard, though they do get
+            // past the profile's own 64-bit comparison.
+            let want = match injection {
+                Action::Errno(25) if cmd != TIOCSTI => Action::Errno(EPERM),
+                _ => injection,
+            };
+            assert_eq!(got, want, "ioctl({cmd:#x}) under {default}");
+        }
+        let got = decide(&profile, &compiled, caps, ioctl, call(libc::FIONREAD));
+        assert_eq!(got, other, "ioctl(FIONREAD) under {default}");
+    }
 }
