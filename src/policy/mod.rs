@@ -66,6 +66,9 @@ pub struct Policy {
     /// The `[[container]]` tables, in the order of the file.
     pub containers: Vec<ContainerPolicy>,
     file: PathBuf,
+    /// The directory relative host paths are resolved against: the file's, made
+    /// absolute when the policy was parsed.
+    dir: PathBuf,
     source: String,
     spans: parse::Spans,
 }
@@ -81,7 +84,8 @@ impl PartialEq for Policy {
 impl Policy {
     /// Parses the text of a policy. `file` names it in errors, and relative host paths
     /// in it (`rootfs`, mount sources, seccomp profiles, secret files, stdio files) are
-    /// relative to `file`'s directory.
+    /// relative to `file`'s directory; a relative `file` is taken from the current
+    /// directory now, so the builder always gets absolute paths.
     pub fn parse(text: &str, file: impl AsRef<Path>) -> Result<Policy, PolicyError> {
         let file = file.as_ref();
         let parsed = parse::parse(file, text)?;
@@ -89,6 +93,7 @@ impl Policy {
             task: parsed.task,
             containers: parsed.containers,
             file: file.to_path_buf(),
+            dir: base_dir(file),
             source: text.to_string(),
             spans: parsed.spans,
         })
@@ -116,7 +121,8 @@ impl Policy {
     /// The builder the policy describes: the task's size, limits and containers.
     /// Reads the seccomp profiles and the secrets the policy names. Host-side
     /// settings that are not the policy's to choose (user namespace, enforcement,
-    /// cgroup parent, runtime directory, log sink) keep their defaults: set them on
+    /// cgroup parent, runtime directory, log sink, network namespace, storage
+    /// directory, in-memory storage) keep their defaults: set them on
     /// the builder, and pass a [`ConfigError`] from its `build()` to
     /// [`Policy::locate`].
     pub fn builder(&self) -> Result<TaskSandboxBuilder, PolicyError> {
@@ -203,14 +209,10 @@ impl Policy {
         }
     }
 
+    /// `path` as the builder gets it: absolute, relative paths taken from the policy's
+    /// directory.
     fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            return path.to_path_buf();
-        }
-        match self.file.parent() {
-            Some(dir) => dir.join(path),
-            None => path.to_path_buf(),
-        }
+        self.dir.join(path)
     }
 
     fn size(&self) -> Result<TaskSize, PolicyError> {
@@ -343,6 +345,12 @@ impl Policy {
         }
         if let Some(mib) = c.memory {
             out = out.memory_limit(mib.saturating_mul(1 << 20));
+        }
+        if let Some(mib) = c.memory_reservation {
+            out = out.memory_reservation(mib.saturating_mul(1 << 20));
+        }
+        if let Some(secs) = c.start_timeout_secs {
+            out = out.start_timeout(Duration::from_secs(secs));
         }
         Ok(out)
     }
@@ -499,8 +507,10 @@ impl Policy {
     /// The key path for a [`ConfigError::Invalid`] field: `task.stop_timeout`,
     /// `container "app": health_check.interval`, `container "app": secrets[1]`.
     fn invalid_field_path(&self, field: &str) -> String {
-        if field == "task.stop_timeout" {
-            return "task.stop_timeout_secs".into();
+        match field {
+            "task.stop_timeout" => return "task.stop_timeout_secs".into(),
+            "task.ephemeral_storage" => return "task.ephemeral_storage_gib".into(),
+            _ => {}
         }
         let Some(rest) = field.strip_prefix("container ") else {
             return String::new();
@@ -515,6 +525,7 @@ impl Policy {
         let key = match key {
             "cpu_units" => "cpu".to_string(),
             "memory_limit" => "memory".to_string(),
+            "start_timeout" => "start_timeout_secs".to_string(),
             k if k.starts_with("health_check.")
                 && !k.ends_with("command")
                 && !k.ends_with("retries") =>
@@ -524,6 +535,19 @@ impl Policy {
             k => k.to_string(),
         };
         format!("container[{i}].{key}")
+    }
+}
+
+/// The absolute directory of `file` (the current directory for a bare file name), or
+/// the directory as named if the current directory cannot be read.
+fn base_dir(file: &Path) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(dir),
+        Err(_) => dir.to_path_buf(),
     }
 }
 

@@ -92,6 +92,11 @@ pub struct ContainerPolicy {
     pub cpu: Option<u32>,
     /// `memory`: this container's memory ceiling inside the task's, in MiB.
     pub memory: Option<u64>,
+    /// `memory_reservation`: this container's soft memory limit, in MiB.
+    pub memory_reservation: Option<u64>,
+    /// `start_timeout_secs`: how long its dependents wait for it to meet their
+    /// condition.
+    pub start_timeout_secs: Option<u64>,
 }
 
 impl ContainerPolicy {
@@ -118,6 +123,8 @@ impl ContainerPolicy {
             stderr: StdioPolicy::Inherit,
             cpu: None,
             memory: None,
+            memory_reservation: None,
+            start_timeout_secs: None,
         }
     }
 }

@@ -56,7 +56,8 @@ pub(crate) struct Parsed {
     pub spans: Spans,
 }
 
-/// Keys refused wherever they appear, with why. `privileged` is refused before these.
+/// Keys refused wherever they appear, with why. `privileged` is refused before these,
+/// by [`first_privileged`].
 const REJECTED: &[(&str, &str)] = &[
     ("devices", "Fargate gives containers no host devices, and neither does a policy"),
     ("shared_memory_size", "Fargate does not accept it; /dev/shm is a 64 MiB tmpfs"),
@@ -110,6 +111,8 @@ const CONTAINER_KEYS: &[&str] = &[
     "stderr",
     "cpu",
     "memory",
+    "memory_reservation",
+    "start_timeout_secs",
 ];
 
 /// The largest number of seconds a duration key takes (a day).
@@ -253,15 +256,6 @@ impl<'a> Cx<'a> {
     ) -> Res<Fields<'v, 'i>> {
         let mut entries: Vec<(&'v Spanned<DeString<'i>>, &'v Value<'i>)> = table.iter().collect();
         entries.sort_by_key(|(k, _)| k.span().start);
-        // `privileged` anywhere in the table comes first: it is the one key whose
-        // refusal matters most.
-        if let Some((k, _)) = entries.iter().find(|(k, _)| k.get_ref() == "privileged") {
-            return Err(self.err(
-                k.span(),
-                &join(path, "privileged"),
-                PolicyErrorKind::Privileged,
-            ));
-        }
         for (k, v) in &entries {
             let key: &str = k.get_ref();
             let key_path = join(path, key);
@@ -422,6 +416,11 @@ pub(crate) fn parse(file: &Path, src: &str) -> Res<Parsed> {
             PolicyErrorKind::Syntax(e.message().trim().to_string()),
         )
     })?;
+    // `privileged` is refused wherever it is, before any other mistake is reported:
+    // the one refusal that matters most must not hide behind a typo elsewhere.
+    if let Some((span, path)) = first_privileged(doc.get_ref()) {
+        return Err(cx.err(span, &path, PolicyErrorKind::Privileged));
+    }
     let top = cx.table_fields(doc.get_ref(), 0..0, "", TOP_KEYS)?;
     if let Some(v) = top.get("version") {
         cx.uint(v, "version", 1..=1, " (the only version of the format)")?;
@@ -452,6 +451,53 @@ pub(crate) fn parse(file: &Path, src: &str) -> Res<Parsed> {
         containers,
         spans: cx.spans,
     })
+}
+
+/// The first `privileged` key of the document in the order of the text, at any depth
+/// (any case: `Privileged` too), with its key path. Walked with an explicit stack, not
+/// recursion. The names of environment variables (`env`) are not keys of the format
+/// and are not looked at.
+fn first_privileged(doc: &DeTable<'_>) -> Option<(Range<usize>, String)> {
+    enum Node<'a, 'i> {
+        Table(&'a DeTable<'i>),
+        Array(&'a DeArray<'i>),
+    }
+    let mut stack = vec![(Node::Table(doc), String::new())];
+    let mut first: Option<(Range<usize>, String)> = None;
+    while let Some((node, path)) = stack.pop() {
+        match node {
+            Node::Table(table) => {
+                for (k, v) in table.iter() {
+                    let key: &str = k.get_ref();
+                    let child = join(&path, key);
+                    if key.eq_ignore_ascii_case("privileged")
+                        && first.as_ref().is_none_or(|(s, _)| k.span().start < s.start)
+                    {
+                        first = Some((k.span(), child.clone()));
+                    }
+                    if key == "env" {
+                        continue;
+                    }
+                    match v.get_ref() {
+                        DeValue::Table(t) => stack.push((Node::Table(t), child)),
+                        DeValue::Array(a) => stack.push((Node::Array(a), child)),
+                        _ => {}
+                    }
+                }
+            }
+            Node::Array(array) => {
+                for (i, v) in array.iter().enumerate() {
+                    let child = format!("{path}[{i}]");
+                    match v.get_ref() {
+                        DeValue::Table(t) => stack.push((Node::Table(t), child)),
+                        DeValue::Array(a) => stack.push((Node::Array(a), child)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    first
 }
 
 fn task(cx: &mut Cx<'_>, v: &Value<'_>) -> Res<TaskPolicy> {
@@ -661,6 +707,19 @@ fn container(cx: &mut Cx<'_>, v: &Value<'_>, path: &str) -> Res<ContainerPolicy>
             crate::size::MIN_MEMORY_MIB..=1 << 40,
             " MiB",
         )?);
+    }
+    if let Some(v) = f.get("memory_reservation") {
+        c.memory_reservation = Some(cx.uint(
+            v,
+            &f.path("memory_reservation"),
+            crate::size::MIN_MEMORY_MIB..=1 << 40,
+            " MiB",
+        )?);
+    }
+    if let Some(v) = f.get("start_timeout_secs") {
+        let max = crate::task::MAX_START_TIMEOUT.as_secs();
+        c.start_timeout_secs =
+            Some(cx.uint(v, &f.path("start_timeout_secs"), 1..=max, " seconds")?);
     }
     Ok(c)
 }

@@ -4,6 +4,7 @@ use super::*;
 use crate::capabilities::Capability;
 use crate::container::{Condition, User};
 use crate::lifecycle::PidMode;
+use std::path::Path;
 
 /// Parses `text` and returns the error's (line, column, key path, message).
 fn refusal(text: &str) -> (usize, usize, String, String) {
@@ -68,6 +69,33 @@ fn privileged_is_refused_anywhere() {
         "container[0].privileged",
         msg,
     );
+    // In a later container, before the first container's own mistake; in any case;
+    // deep inside a table no schema walks.
+    assert_refused(
+        "[[container]]\nname = 1\n[[container]]\nPrivileged = true\n",
+        4,
+        1,
+        "container[1].Privileged",
+        msg,
+    );
+    assert_refused(
+        &one("health_check = { command = [\"true\"], x = { y = [{ privileged = 0 }] } }"),
+        4,
+        51,
+        "container[0].health_check.x.y[0].privileged",
+        msg,
+    );
+    // The first in the text wins.
+    assert_refused(
+        "[task]\nprivileged = 1\n[[container]]\nprivileged = 1\n",
+        2,
+        1,
+        "task.privileged",
+        msg,
+    );
+    // An environment variable is not a key of the format.
+    let p = Policy::parse(&one("env = { privileged = \"yes\" }"), "p.toml").unwrap();
+    assert_eq!(p.containers[0].env["privileged"], "yes");
 }
 
 #[test]
@@ -478,6 +506,79 @@ depends_on = [{ container = "app" }, { container = "app", condition = "HEALTHY" 
 }
 
 #[test]
+fn relative_policy_files_give_absolute_host_paths() {
+    let cwd = std::env::current_dir().unwrap();
+    for (file, dir) in [
+        ("p.toml", cwd.clone()),
+        ("policies/p.toml", cwd.join("policies")),
+        ("/etc/p.toml", "/etc".into()),
+    ] {
+        let p = Policy::parse(&one("rootfs = \"images/app\""), file).unwrap();
+        let resolved = p.resolve(p.containers[0].rootfs.as_deref().unwrap());
+        assert!(resolved.is_absolute(), "{}", resolved.display());
+        assert_eq!(resolved, dir.join("images/app"), "{file}");
+        // Absolute paths are kept as written.
+        assert_eq!(p.resolve(Path::new("/srv/x")), Path::new("/srv/x"));
+    }
+    let p: Policy = one("").parse().unwrap();
+    assert_eq!(p.resolve(Path::new("a")), cwd.join("a"));
+}
+
+#[test]
+fn memory_reservation_and_start_timeout() {
+    let p = Policy::parse(
+        &one("memory = 512\nmemory_reservation = 256\nstart_timeout_secs = 30"),
+        "/p.toml",
+    )
+    .unwrap();
+    let c = &p.containers[0];
+    assert_eq!(
+        (c.memory_reservation, c.start_timeout_secs),
+        (Some(256), Some(30))
+    );
+    assert_eq!(Policy::parse(&p.to_toml(), "/p.toml").unwrap(), p);
+    let built = p.builder().unwrap();
+    let explained = built.build().unwrap().explain();
+    assert_eq!(
+        explained.containers[0].limits.memory_reservation_bytes,
+        Some(256 << 20)
+    );
+    assert_refused(
+        &one("start_timeout_secs = 121"),
+        4,
+        22,
+        "container[0].start_timeout_secs",
+        "1..=120 seconds",
+    );
+    assert_refused(
+        &one("start_timeout_secs = 0"),
+        4,
+        22,
+        "container[0].start_timeout_secs",
+        "1..=120 seconds",
+    );
+    assert_refused(
+        &one("memory_reservation = 5"),
+        4,
+        22,
+        "container[0].memory_reservation",
+        "6..=",
+    );
+    // ECS's camelCase is pointed at the key.
+    let (_, _, path, message) = refusal(&one("memoryReservation = 5"));
+    assert_eq!(path, "container[0].memoryReservation");
+    assert!(message.contains("memory_reservation"), "{message}");
+    // The builder's rules apply, placed on the key: a reservation above the limit.
+    let p = Policy::parse(&one("memory = 256\nmemory_reservation = 512"), "/p.toml").unwrap();
+    let err = p.build().unwrap_err();
+    assert_eq!(
+        (err.line(), err.key_path()),
+        (5, "container[0].memory_reservation"),
+        "{err}"
+    );
+}
+
+#[test]
 fn canonical_text_escapes_and_keeps_markers() {
     let p = Policy::parse(
         &one("env = { \"odd key\" = \"a\\\"b\\\\c\\n\\u0001\" }\nhealth_check = { command = [\"CMD\", \"CMD-SHELL\", \"x\"] }"),
@@ -563,4 +664,35 @@ fn mutated_samples_never_panic_and_round_trip() {
             }
         }
     }
+}
+
+/// Nesting past any sensible depth (arrays, inline tables, dotted keys, table
+/// headers) is a syntax error placed in the text, never a stack overflow, even on a
+/// thread with half of Rust's default stack (in a debug build).
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let run = || {
+        let deep = 100_000;
+        for text in [
+            format!("x = {}{}", "[".repeat(deep), "]".repeat(deep)),
+            format!("x = {}", "[".repeat(deep)),
+            format!("x = {}{}", "{a=".repeat(deep), "}".repeat(deep)),
+            format!("{} = 1", vec!["a"; deep].join(".")),
+            format!("[{}]", vec!["a"; deep].join(".")),
+            format!(
+                "[[container]]\nname = \"a\"\ncommand = {}",
+                "[".repeat(deep)
+            ),
+        ] {
+            let err = Policy::parse(&text, "deep.toml").unwrap_err();
+            assert!(matches!(err.kind(), PolicyErrorKind::Syntax(_)), "{err}");
+            assert!(err.line() >= 1, "{err}");
+        }
+    };
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
 }

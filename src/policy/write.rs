@@ -242,4 +242,10 @@ fn container(out: &mut String, c: &ContainerPolicy) {
     if let Some(memory) = c.memory {
         line(format!("memory = {memory}"));
     }
+    if let Some(mib) = c.memory_reservation {
+        line(format!("memory_reservation = {mib}"));
+    }
+    if let Some(secs) = c.start_timeout_secs {
+        line(format!("start_timeout_secs = {secs}"));
+    }
 }
