@@ -188,6 +188,26 @@ pub enum ProfileError {
         /// The name.
         name: String,
     },
+    /// An OCI `flags` entry this crate does not honour (`SECCOMP_FILTER_FLAG_LOG`,
+    /// `SECCOMP_FILTER_FLAG_SPEC_ALLOW`), or one no kernel has.
+    #[error("{at}: filter flag `{flag}` is not supported: {reason}")]
+    UnsupportedFlag {
+        /// The path of the entry (`flags[1]`).
+        at: JsonLocation,
+        /// The flag as written.
+        flag: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An OCI key of a feature this crate does not have (`listenerPath`,
+    /// `listenerMetadata`: user-space notification agents).
+    #[error("{at}: not supported: {reason}")]
+    UnsupportedKey {
+        /// The path of the key.
+        at: JsonLocation,
+        /// Why.
+        reason: &'static str,
+    },
     /// A `minKernel` that is not `major.minor`.
     #[error("{at}: `{text}` is not a kernel version (major.minor)")]
     InvalidKernelVersion {
@@ -211,6 +231,8 @@ impl SeccompProfile {
     /// | `syscalls[].args[]`: `index`, `value`, `valueTwo`, `op` | [`ArgCondition`]s, all of which must hold |
     /// | `syscalls[].includes`: `caps`, `arches`, `minKernel` | [`SyscallRule::requires_caps`], [`SyscallRule::only_on`], [`SyscallRule::min_kernel`] |
     /// | `syscalls[].excludes`: `caps`, `arches`, `minKernel` | [`SyscallRule::unless_caps`], [`SyscallRule::except_on`], [`SyscallRule::unless_kernel`] |
+    /// | `flags` (OCI) | `SECCOMP_FILTER_FLAG_TSYNC` and `_WAIT_KILLABLE_RECV` accepted (they change nothing here); `_LOG`, `_SPEC_ALLOW` and the others refused |
+    /// | `listenerPath`, `listenerMetadata` (OCI) | refused: no user-space notification |
     /// | `comment` | allowed in every object, ignored |
     ///
     /// Actions are `SCMP_ACT_ALLOW`, `SCMP_ACT_ERRNO`, `SCMP_ACT_KILL` (the thread, as
@@ -257,7 +279,10 @@ impl SeccompProfile {
             source,
         })?;
         profile(&value).map_err(|mut error| {
-            let key = matches!(error, ProfileError::UnknownKey { .. });
+            let key = matches!(
+                error,
+                ProfileError::UnknownKey { .. } | ProfileError::UnsupportedKey { .. }
+            );
             if let Some(at) = error.location_mut() {
                 at.line_column = locate::position(text, &at.path, key);
             }
@@ -296,7 +321,9 @@ impl ProfileError {
             | ProfileError::UnknownSyscall { at, .. }
             | ProfileError::UnknownCapability { at, .. }
             | ProfileError::UnknownArch { at, .. }
-            | ProfileError::InvalidKernelVersion { at, .. } => Some(at),
+            | ProfileError::InvalidKernelVersion { at, .. }
+            | ProfileError::UnsupportedFlag { at, .. }
+            | ProfileError::UnsupportedKey { at, .. } => Some(at),
         }
     }
 
@@ -318,7 +345,9 @@ impl ProfileError {
             | ProfileError::UnknownSyscall { at, .. }
             | ProfileError::UnknownCapability { at, .. }
             | ProfileError::UnknownArch { at, .. }
-            | ProfileError::InvalidKernelVersion { at, .. } => Some(at),
+            | ProfileError::InvalidKernelVersion { at, .. }
+            | ProfileError::UnsupportedFlag { at, .. }
+            | ProfileError::UnsupportedKey { at, .. } => Some(at),
         }
     }
 }
@@ -415,10 +444,26 @@ fn profile(value: &Value) -> Result<SeccompProfile, ProfileError> {
             "defaultErrnoRet",
             "archMap",
             "architectures",
+            "flags",
+            "listenerPath",
+            "listenerMetadata",
             "syscalls",
         ],
     )?;
     let default_action = action(map, "", "defaultAction", "defaultErrnoRet")?;
+    for key in ["listenerPath", "listenerMetadata"] {
+        if get(map, key).is_some() {
+            return Err(ProfileError::UnsupportedKey {
+                at: JsonLocation::new(key.to_string()),
+                reason: "user-space notification (SCMP_ACT_NOTIFY) is not supported",
+            });
+        }
+    }
+    if let Some(flags) = get(map, "flags") {
+        for (flag, path) in strings(flags, "flags")? {
+            filter_flag(flag, &path)?;
+        }
+    }
     if let Some(arch_map) = get(map, "archMap") {
         let array = arch_map
             .as_array()
@@ -459,6 +504,30 @@ fn profile(value: &Value) -> Result<SeccompProfile, ProfileError> {
         }
     }
     Ok(profile)
+}
+
+/// Checks an OCI filter flag. The ones accepted change nothing here: the filters are
+/// installed by a single-threaded process (so `TSYNC` has no other thread to reach)
+/// and no action waits on a user-space listener (`WAIT_KILLABLE_RECV`).
+fn filter_flag(flag: &str, path: &str) -> Result<(), ProfileError> {
+    let reason = match flag {
+        "SECCOMP_FILTER_FLAG_TSYNC" | "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => return Ok(()),
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => {
+            "it turns off the kernel's speculative store bypass mitigation for the task"
+        }
+        "SECCOMP_FILTER_FLAG_LOG" => {
+            "the crate's filters log nothing but what an SCMP_ACT_LOG rule asks for"
+        }
+        "SECCOMP_FILTER_FLAG_NEW_LISTENER" | "SECCOMP_FILTER_FLAG_TSYNC_ESRCH" => {
+            "user-space notification (SCMP_ACT_NOTIFY) is not supported"
+        }
+        _ => "no such flag (the OCI flags are the SECCOMP_FILTER_FLAG_* names)",
+    };
+    Err(ProfileError::UnsupportedFlag {
+        at: JsonLocation::new(path.to_string()),
+        flag: flag.to_string(),
+        reason,
+    })
 }
 
 /// Checks a libseccomp architecture name (`SCMP_ARCH_X86_64`).

@@ -152,8 +152,73 @@ fn errors_give_line_and_column() {
         "syscalls[1].action (line 5, column 9): missing"
     );
     // Columns count characters, not bytes, in every error.
-    let e = error(r#"{"defaultAction": "SCMP_ACT_ERRNO", "comment": "é", "flags": 1}"#);
-    assert_eq!(e.to_string(), "flags (line 1, column 53): unknown key");
+    let e = error(r#"{"defaultAction": "SCMP_ACT_ERRNO", "comment": "é", "flagz": 1}"#);
+    assert_eq!(e.to_string(), "flagz (line 1, column 53): unknown key");
+}
+
+#[test]
+fn oci_flags_and_listeners() {
+    // The flags that change nothing for the crate's filters load.
+    let text = r#"{
+    "defaultAction": "SCMP_ACT_ERRNO",
+    "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+    "listenerPath": null,
+    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]
+}"#;
+    assert_eq!(
+        load(text),
+        load(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}"#
+        )
+    );
+    // The others are refused at the entry, with why.
+    let spec = text.replace(
+        "\"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV\"",
+        "\"SECCOMP_FILTER_FLAG_SPEC_ALLOW\"",
+    );
+    let e = error(&spec);
+    assert!(
+        matches!(&e, ProfileError::UnsupportedFlag { flag, .. } if flag == "SECCOMP_FILTER_FLAG_SPEC_ALLOW"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "flags[1] (line 3, column 44): filter flag `SECCOMP_FILTER_FLAG_SPEC_ALLOW` is not \
+         supported: it turns off the kernel's speculative store bypass mitigation for the task"
+    );
+    check_position(&spec, &e);
+    for (flag, reason) in [
+        ("SECCOMP_FILTER_FLAG_LOG", "log nothing but"),
+        ("SECCOMP_FILTER_FLAG_NEW_LISTENER", "SCMP_ACT_NOTIFY"),
+        ("SECCOMP_FILTER_FLAG_TSYNC_ESRCH", "SCMP_ACT_NOTIFY"),
+        ("SECCOMP_FILTER_FLAG_BOGUS", "no such flag"),
+    ] {
+        let e = error(&text.replace("\"SECCOMP_FILTER_FLAG_TSYNC\"", &format!("\"{flag}\"")));
+        assert!(
+            e.to_string().starts_with("flags[0] (line 3, column 15): "),
+            "{e}"
+        );
+        assert!(e.to_string().contains(reason), "{e}");
+    }
+    check_error!(
+        text.replace("[\"SECCOMP_FILTER_FLAG_TSYNC\",", "[1,"),
+        ProfileError::WrongType { .. },
+        "flags[0]: expected a string"
+    );
+    // A notification listener is a feature the crate does not have: refused at the key.
+    for key in ["listenerPath", "listenerMetadata"] {
+        let e = error(&text.replace(
+            "\"listenerPath\": null",
+            &format!("\"{key}\": \"/run/agent.sock\""),
+        ));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{key} (line 4, column 5): not supported: user-space notification \
+                 (SCMP_ACT_NOTIFY) is not supported"
+            )
+        );
+    }
 }
 
 /// Found by the `json_profile` fuzz target: serde_json counts columns in bytes, so a
