@@ -304,7 +304,13 @@ fn seccomp(out: &mut String, s: &SeccompExplanation) {
         action_text(s.default_action),
         programs.join(", ")
     );
-    let _ = writeln!(out, "    allowed          {} syscalls", s.allowed.len());
+    wrapped(
+        out,
+        &format!("    allowed ({}): ", s.allowed.len()),
+        &s.allowed,
+        " ",
+        6,
+    );
     for (action, names) in &s.refused {
         wrapped(
             out,
