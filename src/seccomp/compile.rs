@@ -24,6 +24,7 @@
 //! A profile needing several errno values needs no extra filter: they all live in the
 //! guard, whose first match decides.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use seccompiler::{
@@ -36,7 +37,7 @@ use crate::capabilities::Capabilities;
 use super::bpf::{self, op, NATIVE_AUDIT_ARCH};
 use super::profile::{
     Action, ArgCondition, ArgOp, ArgWidth, SeccompProfile, SyscallId, GUARD_OTHER_ARCH,
-    GUARD_UNKNOWN_NUMBER, GUARD_X32, TERMINAL_INJECTION, X32_SYSCALL_BIT,
+    GUARD_UNKNOWN_NUMBER, GUARD_X32, TERMINAL_GUARD, TERMINAL_INJECTION, X32_SYSCALL_BIT,
 };
 use super::{syscalls, CompiledSeccomp, ProgramKind, SeccompError};
 
@@ -47,8 +48,9 @@ pub(crate) struct ResolvedRule<'a> {
     /// The syscall numbers, in the rule's order.
     pub(crate) numbers: Vec<u32>,
     pub(crate) action: Action,
-    /// The argument conditions, all of which must hold.
-    pub(crate) args: &'a [ArgCondition],
+    /// The argument conditions, all of which must hold: the profile rule's, or made
+    /// for the terminal guard.
+    pub(crate) args: Cow<'a, [ArgCondition]>,
 }
 
 /// Compiles `profile` for a container holding `caps`.
@@ -108,24 +110,37 @@ pub(crate) fn resolve_rules(
             rules.push(ResolvedRule {
                 numbers,
                 action: rule.action(),
-                args: rule.args(),
+                args: Cow::Borrowed(rule.args()),
             });
         }
     }
-    // The terminal guard, as rules after the profile's own. Left out where it changes
-    // nothing: ioctl refused by the default action and named by no rule.
-    let guard = profile.terminal_guard();
-    let ioctl = syscalls::number("ioctl").and_then(|nr| u32::try_from(nr).ok());
-    if let Some(ioctl) = ioctl {
-        if guard != profile.default_action() || rules.iter().any(|r| r.numbers.contains(&ioctl)) {
-            for args in &TERMINAL_INJECTION {
-                rules.push(ResolvedRule {
-                    numbers: vec![ioctl],
-                    action: guard,
-                    args,
-                });
+    // The terminal guard (step 3), as rules after the profile's own, so that the
+    // profile's refusals keep precedence: where the default action lets calls through,
+    // one EPERM rule per injecting `cmd`; where it refuses them, one per injecting `cmd`
+    // and per rule of the profile that lets `ioctl` through, with that rule's
+    // conditions too, so that a call no rule matches still gets the default action.
+    if let Some(ioctl) = syscalls::number("ioctl").and_then(|nr| u32::try_from(nr).ok()) {
+        let guard = |args: &[ArgCondition], injection: &ArgCondition| ResolvedRule {
+            numbers: vec![ioctl],
+            action: TERMINAL_GUARD,
+            args: Cow::Owned(args.iter().chain([injection]).copied().collect()),
+        };
+        let mut guards = Vec::new();
+        for [injection] in &TERMINAL_INJECTION {
+            if profile.default_action().lets_through() {
+                guards.push(guard(&[], injection));
+                continue;
+            }
+            for rule in &rules {
+                if rule.action.lets_through()
+                    && rule.numbers.contains(&ioctl)
+                    && !rule.args.iter().any(|c| c.excludes_dword(injection))
+                {
+                    guards.push(guard(&rule.args, injection));
+                }
             }
         }
+        rules.extend(guards);
     }
     Ok(rules)
 }
@@ -196,7 +211,7 @@ fn allowlist(
             if rule.args.is_empty() {
                 *chain = None;
             } else if let Some(patterns) = chain {
-                if !patterns.iter().any(|p| p.as_slice() == rule.args) {
+                if !patterns.iter().any(|p| p[..] == rule.args[..]) {
                     patterns.push(rule.args.to_vec());
                 }
             }

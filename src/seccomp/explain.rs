@@ -176,9 +176,9 @@ impl SeccompSummary {
                 // A rule naming a syscall twice is one rule for it.
                 if !entry
                     .last()
-                    .is_some_and(|(a, c)| *a == rule.action && *c == rule.args)
+                    .is_some_and(|(a, c)| *a == rule.action && **c == rule.args[..])
                 {
-                    entry.push((rule.action, rule.args));
+                    entry.push((rule.action, &rule.args[..]));
                 }
             }
         }

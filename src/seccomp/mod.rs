@@ -27,9 +27,10 @@
 //!
 //! and, for every profile (imported ones too), the guard adds:
 //!
-//! - `ioctl(TIOCSTI)` (fake terminal input) and `ioctl(TIOCLINUX)` are refused, `cmd`
-//!   compared as 32 bits, with `EPERM` or the profile's default action where that is a
-//!   refusal: a profile that allows `ioctl`, as Docker's does, still refuses them (see
+//! - `ioctl(TIOCSTI)` (fake terminal input) and `ioctl(TIOCLINUX)` are never let
+//!   through, `cmd` compared as 32 bits: what the profile would allow or log of them
+//!   is refused with `EPERM`, so a profile that allows `ioctl`, as Docker's does, still
+//!   refuses them, and one that refuses them keeps its answer (see
 //!   [`SeccompProfile`]'s semantics);
 //! - x32-ABI syscall numbers (bit `0x4000_0000` set, still `AUDIT_ARCH_X86_64`) are
 //!   refused with `EPERM`;

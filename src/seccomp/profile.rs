@@ -80,6 +80,11 @@ impl Action {
         }
     }
 
+    /// Whether the call runs: [`Action::Allow`] and [`Action::Log`].
+    pub(crate) fn lets_through(self) -> bool {
+        matches!(self, Action::Allow | Action::Log)
+    }
+
     /// Rank of the action, lower is more restrictive (the kernel's order).
     pub(crate) fn severity(self) -> u8 {
         match self {
@@ -226,6 +231,18 @@ impl ArgCondition {
             ArgOp::Ge => arg >= self.value,
             ArgOp::MaskedEq(mask) => arg & mask == self.value,
         }
+    }
+
+    /// Whether no call satisfying `eq` (a 32-bit equality) can satisfy this condition:
+    /// both look at the same argument's low 32 bits, and `eq`'s value fails this one.
+    pub(crate) fn excludes_dword(&self, eq: &ArgCondition) -> bool {
+        let mut args = [0; 6];
+        args[usize::from(eq.index.min(Self::MAX_INDEX))] = eq.value;
+        self.index == eq.index
+            && self.width == ArgWidth::Dword
+            && eq.width == ArgWidth::Dword
+            && eq.op == ArgOp::Eq
+            && !self.matches(&args)
     }
 }
 
@@ -607,12 +624,10 @@ pub(crate) fn holds(caps: Capabilities, cap: caps::Capability) -> bool {
 ///    None: the default action. Otherwise the most restrictive of their actions; among
 ///    several `Errno` rules, the first in profile order.
 /// 3. Terminal-input injection, `ioctl(fd, TIOCSTI, ..)` and `ioctl(fd, TIOCLINUX, ..)`
-///    (`cmd` compared as the 32 bits the kernel reads), is never allowed, whatever the
-///    profile's rules say: it takes the profile's default action if that is a refusal,
-///    and `EPERM` otherwise, unless a matching rule of the profile refuses it more
-///    strictly (or, as another errno, first). So an imported profile that allows
-///    `ioctl` (Docker's does) still refuses it, and a profile that refuses it already
-///    keeps its own answer.
+///    (`cmd` compared as the 32 bits the kernel reads), is never let through: where
+///    step 2 gives [`Action::Allow`] or [`Action::Log`], it is refused with `EPERM`
+///    instead. Where the profile refuses it, its answer stands. So an imported profile
+///    that allows `ioctl` (Docker's does) still refuses terminal injection.
 ///
 /// A call from another architecture or ABI (i386 via `int 0x80`) kills the process;
 /// [`decide_call`](Self::decide_call) includes that case, [`decide`](Self::decide)
@@ -694,11 +709,12 @@ impl SeccompProfile {
                 take(rule.action);
             }
         }
-        // The terminal guard takes part last, as a rule after the profile's own.
-        if name == Some("ioctl") && TERMINAL_INJECTION.iter().any(|c| c[0].matches(args)) {
-            take(self.terminal_guard());
+        let decision = decision.unwrap_or(self.default_action);
+        let injection = || TERMINAL_INJECTION.iter().any(|[c]| c.matches(args));
+        if decision.lets_through() && name == Some("ioctl") && injection() {
+            return TERMINAL_GUARD;
         }
-        decision.unwrap_or(self.default_action)
+        decision
     }
 
     /// What the profile does with the call `data` (number, architecture, arguments) by a
@@ -761,7 +777,7 @@ pub(crate) const TIOCLINUX: u64 = 0x541C;
 /// The `cmd` conditions of terminal-input injection: `ioctl(fd, TIOCSTI, ..)` (fake
 /// input into a terminal, the classic way out of a shared tty) and
 /// `ioctl(fd, TIOCLINUX, ..)`, compared as the 32 bits the kernel reads, so high bits
-/// cannot smuggle them through. Refused by every profile (semantics, step 3).
+/// cannot smuggle them through. Never let through by any profile (semantics, step 3).
 pub(crate) const TERMINAL_INJECTION: [[ArgCondition; 1]; 2] = [
     [ArgCondition {
         index: 1,
@@ -777,16 +793,8 @@ pub(crate) const TERMINAL_INJECTION: [[ArgCondition; 1]; 2] = [
     }],
 ];
 
-impl SeccompProfile {
-    /// The action of the terminal guard (semantics, step 3): the default action if it
-    /// is a refusal, `EPERM` otherwise.
-    pub(crate) fn terminal_guard(&self) -> Action {
-        match self.default_action {
-            Action::Allow | Action::Log => Action::Errno(EPERM),
-            refusal => refusal,
-        }
-    }
-}
+/// The terminal guard's answer to an injection the profile would let through.
+pub(crate) const TERMINAL_GUARD: Action = Action::Errno(EPERM);
 
 /// The bit that marks an x32-ABI syscall number on x86_64 (`__X32_SYSCALL_BIT`).
 pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;

@@ -4,7 +4,8 @@
 //!
 //! It follows the documented choices of `SeccompProfile::from_json` where Docker has
 //! none: `socket`'s and `personality`'s argument 0 and `ioctl`'s argument 1 are
-//! compared as 32-bit values. Only profiles the loader accepted are read, so anything
+//! compared as 32-bit values; and the crate lets no `ioctl(TIOCSTI)` or
+//! `ioctl(TIOCLINUX)` through: what a profile would allow or log of them gets `EPERM`. Only profiles the loader accepted are read, so anything
 //! unexpected here is a disagreement, and panics.
 
 use serde_json::Value;
@@ -165,5 +166,13 @@ pub fn decide(json: &Value, caps: Capabilities, nr: i64, args: &[u64; 6]) -> Act
             decision = Some(action);
         }
     }
-    decision.unwrap_or_else(|| action(json, "defaultAction", "defaultErrnoRet"))
+    let decision = decision.unwrap_or_else(|| action(json, "defaultAction", "defaultErrnoRet"));
+    // The crate's terminal guard: no injection is let through.
+    const TIOCSTI: u32 = 0x5412;
+    const TIOCLINUX: u32 = 0x541c;
+    let injection = name == "ioctl" && [TIOCSTI, TIOCLINUX].contains(&(args[1] as u32));
+    match decision {
+        Action::Allow | Action::Log if injection => Action::Errno(1), // EPERM
+        decision => decision,
+    }
 }

@@ -245,9 +245,9 @@ fn syntax_error_columns_count_characters() {
 #[test]
 fn unknown_keys_are_errors_where_they_are() {
     check_error!(
-        r#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": []}"#,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": 1}"#,
         ProfileError::UnknownKey { .. },
-        "flags: unknown key"
+        "defaultErrno: unknown key"
     );
     check_error!(
         with_rules(r#"{"names": ["read"], "action": "SCMP_ACT_ALLOW", "nmaes": []}"#),
