@@ -276,9 +276,9 @@ fn verdict(rules: &[(Action, &[ArgCondition])], default: Action) -> Verdict {
             always = Some((i, action));
         }
     }
-    // The conditional rules that can change the outcome when they match: more
-    // restrictive than the rule that always matches, or as restrictive, earlier, and
-    // different.
+    // The conditional rules that can decide when they match: more restrictive than the
+    // rule that always matches, or as restrictive and earlier. One that gives the
+    // fallback's own action is kept too: it shadows the later cases of its rank.
     let mut cases: Vec<(usize, Case)> = rules
         .iter()
         .enumerate()
@@ -287,7 +287,7 @@ fn verdict(rules: &[(Action, &[ArgCondition])], default: Action) -> Verdict {
             None => true,
             Some((j, best)) => {
                 action.severity() < best.severity()
-                    || (action.severity() == best.severity() && i < j && action != best)
+                    || (action.severity() == best.severity() && i < j)
             }
         })
         .map(|(i, &(action, args))| {

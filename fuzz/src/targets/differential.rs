@@ -603,6 +603,7 @@ pub(super) fn check_summary(
     let said = summary.decide(data.nr as u32, &data.args);
     assert_eq!(
         said, model,
-        "the summary says {said:?} where the model says {model:?} for {data:x?}"
+        "the summary says {said:?} where the model says {model:?} for {data:x?} \
+         with capabilities {caps}, profile {profile:?}"
     );
 }

@@ -288,3 +288,52 @@ fn redundant_cases_are_left_out() -> Result<(), SeccompError> {
     assert!(!s.filtered.iter().any(|f| f.syscall == "gettid"));
     Ok(())
 }
+
+/// Found by the `seccomp_differential` fuzz target: an earlier conditional rule with the
+/// fallback's own errno was left out, so a later one of the same rank seemed to decide.
+#[test]
+fn an_earlier_case_with_the_fallbacks_errno_shadows_later_ones() -> Result<(), SeccompError> {
+    let caps = Capabilities::fargate_default();
+    let profile = SeccompProfile::new(Action::KillProcess)
+        .with_rule(
+            SyscallRule::new(["getuid"], Action::Errno(7)).with_arg(ArgCondition::qword(
+                0,
+                ArgOp::Eq,
+                1,
+            )?),
+        )
+        .with_rule(
+            SyscallRule::new(["getuid"], Action::Errno(9)).with_arg(ArgCondition::qword(
+                1,
+                ArgOp::Eq,
+                1,
+            )?),
+        )
+        .with_rule(SyscallRule::new(["getuid"], Action::Errno(7)));
+    let s = summary(&profile, caps);
+    let nr = syscalls::number("getuid").and_then(|n| u32::try_from(n).ok());
+    let nr = nr.unwrap_or_else(|| panic!("getuid is an x86_64 syscall"));
+    for args in [
+        [1, 1, 0, 0, 0, 0],
+        [0, 1, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0, 0],
+        [0; 6],
+    ] {
+        let model = profile.decide(caps, i64::from(nr), &args);
+        assert_eq!(s.decide(nr, &args), model, "getuid({args:?})");
+    }
+    assert_eq!(
+        profile.decide(caps, i64::from(nr), &[1, 1, 0, 0, 0, 0]),
+        Action::Errno(7)
+    );
+    let getuid = s
+        .filtered
+        .iter()
+        .find(|f| f.syscall == "getuid")
+        .unwrap_or_else(|| panic!("getuid is not filtered: {s}"));
+    assert_eq!(
+        getuid.to_string(),
+        "getuid: errno 7 if arg0 == 1; EBADF if arg1 == 1; otherwise errno 7"
+    );
+    Ok(())
+}
