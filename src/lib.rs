@@ -12,6 +12,8 @@ pub mod microvm;
 pub mod mounts;
 pub mod namespaces;
 #[cfg(feature = "policy")]
+mod nesting;
+#[cfg(feature = "policy")]
 pub mod policy;
 mod process;
 pub mod seccomp;

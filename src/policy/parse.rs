@@ -408,6 +408,17 @@ pub(crate) fn parse(file: &Path, src: &str) -> Res<Parsed> {
         src,
         spans: Spans::default(),
     };
+    // Nesting deeper than any policy needs is refused before the toml crate, which
+    // recurses once per level, could run a small thread's stack out.
+    if let Some(at) = crate::nesting::too_deep(src, MAX_NESTING) {
+        return Err(cx.err(
+            at..at + 1,
+            "",
+            PolicyErrorKind::Syntax(format!(
+                "arrays and inline tables nest at most {MAX_NESTING} deep in a policy"
+            )),
+        ));
+    }
     let doc = DeTable::parse(src).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(
@@ -452,6 +463,12 @@ pub(crate) fn parse(file: &Path, src: &str) -> Res<Parsed> {
         spans: cx.spans,
     })
 }
+
+/// How deep arrays and inline tables may nest (`[` and `{` outside strings and
+/// comments, table headers included). The format needs 3 (`health_check = { command =
+/// [..] }` in a `[[container]]`); the toml crate's own limit is far higher, and in a
+/// debug build costs a few KiB of stack per level.
+const MAX_NESTING: usize = 32;
 
 /// The first `privileged` key of the document in the order of the text, at any depth
 /// (any case: `Privileged` too), with its key path. Walked with an explicit stack, not

@@ -689,10 +689,47 @@ fn deep_nesting_is_an_error_not_a_crash() {
             assert!(err.line() >= 1, "{err}");
         }
     };
+    // A small stack, as some runtimes give their worker threads: the nesting limit
+    // keeps the toml crate's recursion short even in a debug build.
     std::thread::Builder::new()
-        .stack_size(1 << 20)
+        .stack_size(128 << 10)
         .spawn(run)
         .unwrap()
         .join()
         .unwrap();
+}
+
+#[test]
+fn nesting_is_limited_outside_strings_and_comments() {
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    // 32 levels are the parser's to judge (here: an unknown key); 33 are refused at the
+    // bracket that opens the 33rd.
+    let err = Policy::parse(&format!("x = {}", nested(32)), "n.toml").unwrap_err();
+    assert!(
+        matches!(err.kind(), PolicyErrorKind::UnknownKey { .. }),
+        "{err}"
+    );
+    let err = Policy::parse(&format!("\nx = {}", nested(33)), "n.toml").unwrap_err();
+    assert!(matches!(err.kind(), PolicyErrorKind::Syntax(_)), "{err}");
+    assert_eq!((err.line(), err.column()), (2, 5 + 32), "{err}");
+    assert!(err.to_string().contains("at most 32 deep"), "{err}");
+    // Brackets in strings of every kind (with escaped quotes) and in comments are not
+    // nesting.
+    let many = "[{".repeat(40);
+    let text = format!(
+        r#"# {many}
+[task]
+cpu = 256 # {many}
+
+[[container]]
+name = "a"
+command = ["{many}", '{many}', """
+{many}\"""", '''
+{many}''', "\"{many}"]
+env = {{ "{many}" = "x" }}
+"#
+    );
+    let p = Policy::parse(&text, "n.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(p.containers[0].command.len(), 5);
+    assert_eq!(p.containers[0].command[2], format!("{many}\""));
 }

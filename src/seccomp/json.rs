@@ -78,6 +78,20 @@ pub enum ProfileError {
         #[source]
         source: serde_json::Error,
     },
+    /// Arrays and objects nested deeper than [`MAX_JSON_NESTING`], refused before
+    /// parsing (a profile needs 5 levels).
+    #[error(
+        "the seccomp profile nests arrays and objects deeper than {max} levels at line \
+         {line}, column {column}"
+    )]
+    TooDeep {
+        /// The line of the bracket that opens the level too many, from 1.
+        line: usize,
+        /// Its column, from 1, counted in characters.
+        column: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A key the format does not have (or not at this place).
     #[error("{at}: unknown key")]
     UnknownKey {
@@ -218,6 +232,10 @@ pub enum ProfileError {
     },
 }
 
+/// How deep [`SeccompProfile::from_json`] lets arrays and objects nest; deeper is a
+/// [`ProfileError::TooDeep`].
+pub const MAX_JSON_NESTING: usize = 32;
+
 impl SeccompProfile {
     /// Loads a Docker/OCI JSON seccomp profile: the format of Docker's
     /// `seccomp/default.json` and of the `linux.seccomp` object of an OCI runtime spec.
@@ -249,6 +267,8 @@ impl SeccompProfile {
     /// `valueTwo` on a comparison other than `SCMP_CMP_MASKED_EQ`, an empty `names`
     /// list, or a syscall name that exists on no architecture is a [`ProfileError`]
     /// naming where it is. A `null` counts as an absent key, as in Docker's Go loader.
+    /// Arrays and objects nested more than [`MAX_JSON_NESTING`] deep are refused
+    /// before parsing.
     ///
     /// The JSON gives no argument widths. Conditions on the `int`-typed arguments the
     /// built-in profile compares as 32 bits (`socket`'s domain and `personality`'s
@@ -273,6 +293,16 @@ impl SeccompProfile {
     /// # Ok::<(), tasksandbox::seccomp::ProfileError>(())
     /// ```
     pub fn from_json(text: &str) -> Result<SeccompProfile, ProfileError> {
+        // serde_json recurses once per level, to 128: more than a small thread's stack
+        // holds in a debug build. A profile needs 5.
+        if let Some(at) = crate::nesting::too_deep(text, MAX_JSON_NESTING) {
+            let (line, column) = crate::nesting::line_column(text, at);
+            return Err(ProfileError::TooDeep {
+                line,
+                column,
+                max: MAX_JSON_NESTING,
+            });
+        }
         let value: Value = serde_json::from_str(text).map_err(|source| ProfileError::Syntax {
             line: source.line(),
             column: locate::char_column(text, source.line(), source.column()),
@@ -305,7 +335,9 @@ impl ProfileError {
     /// [`ProfileError::Syntax`] (which has its own line and column).
     pub fn location(&self) -> Option<&JsonLocation> {
         match self {
-            ProfileError::Read { .. } | ProfileError::Syntax { .. } => None,
+            ProfileError::Read { .. }
+            | ProfileError::Syntax { .. }
+            | ProfileError::TooDeep { .. } => None,
             ProfileError::UnknownKey { at }
             | ProfileError::MissingKey { at }
             | ProfileError::NameAndNames { at }
@@ -329,7 +361,9 @@ impl ProfileError {
 
     fn location_mut(&mut self) -> Option<&mut JsonLocation> {
         match self {
-            ProfileError::Read { .. } | ProfileError::Syntax { .. } => None,
+            ProfileError::Read { .. }
+            | ProfileError::Syntax { .. }
+            | ProfileError::TooDeep { .. } => None,
             ProfileError::UnknownKey { at }
             | ProfileError::MissingKey { at }
             | ProfileError::NameAndNames { at }

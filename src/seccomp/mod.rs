@@ -87,7 +87,7 @@ mod tests;
 pub use compile::compile;
 pub use explain::SeccompSummary;
 #[cfg(feature = "policy")]
-pub use json::{JsonLocation, ProfileError};
+pub use json::{JsonLocation, ProfileError, MAX_JSON_NESTING};
 pub use profile::{
     Action, Arch, ArgCondition, ArgOp, ArgWidth, KernelVersion, SeccompProfile, SyscallId,
     SyscallRule, MAX_ERRNO,

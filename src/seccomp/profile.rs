@@ -698,16 +698,14 @@ impl SeccompProfile {
         }
         let name = syscalls::name(nr);
         let mut decision: Option<Action> = None;
-        let mut take = |action: Action| {
-            decision = match decision {
-                Some(best) if best.severity() <= action.severity() => Some(best),
-                _ => Some(action),
-            };
-        };
         for rule in &self.rules {
-            if rule.matches(nr, name, args) && rule.applies_to(caps) {
-                take(rule.action);
+            if !rule.matches(nr, name, args) || !rule.applies_to(caps) {
+                continue;
             }
+            decision = match decision {
+                Some(best) if best.severity() <= rule.action.severity() => Some(best),
+                _ => Some(rule.action),
+            };
         }
         let decision = decision.unwrap_or(self.default_action);
         let injection = || TERMINAL_INJECTION.iter().any(|[c]| c.matches(args));

@@ -86,7 +86,9 @@ fn check_json_reading(
 fn check_load_error(error: &ProfileError, text: &str) {
     let message = error.to_string();
     let (line, column) = match error {
-        ProfileError::Syntax { line, column, .. } => (*line, *column),
+        ProfileError::Syntax { line, column, .. } | ProfileError::TooDeep { line, column, .. } => {
+            (*line, *column)
+        }
         ProfileError::Read { .. } => panic!("no file was read: {message}"),
         _ => {
             let at = error

@@ -805,3 +805,51 @@ mod docker_reference {
         );
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_before_parsing_even_on_a_small_stack() {
+    let run = || {
+        // 32 levels are the loader's to judge (a comment is a string); the 33rd is
+        // refused where it opens.
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let text = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "comment": {}}}"#,
+            nested(31)
+        );
+        let e = error(&text);
+        assert!(matches!(e, ProfileError::WrongType { .. }), "{e:?}");
+        for text in [
+            format!(
+                "{{\"defaultAction\": \"SCMP_ACT_ERRNO\",\n \"comment\": {}}}",
+                nested(32)
+            ),
+            format!("{{\"é\": 1,\n \"comment\": {}", "[".repeat(100_000)),
+        ] {
+            let e = error(&text);
+            assert!(
+                matches!(
+                    e,
+                    ProfileError::TooDeep {
+                        line: 2,
+                        column: 44,
+                        max: 32
+                    }
+                ),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                "the seccomp profile nests arrays and objects deeper than 32 levels at line 2, \
+                 column 44"
+            );
+            assert!(e.location().is_none());
+        }
+    };
+    // A small stack, as some runtimes give their worker threads.
+    std::thread::Builder::new()
+        .stack_size(128 << 10)
+        .spawn(run)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join()
+        .unwrap_or_else(|_| panic!("the loader failed on a small stack"));
+}
