@@ -465,9 +465,9 @@ pub(crate) fn parse(file: &Path, src: &str) -> Res<Parsed> {
 }
 
 /// How deep arrays and inline tables may nest (`[` and `{` outside strings and
-/// comments, table headers included). The format needs 3 (`health_check = { command =
-/// [..] }` in a `[[container]]`); the toml crate's own limit is far higher, and in a
-/// debug build costs a few KiB of stack per level.
+/// comments, table headers included). The format's keys need 2 (`health_check = {
+/// command = [..] }`, `mounts = [{ .. }]`); the toml crate's own limit is far higher,
+/// and in a debug build costs a few KiB of stack per level.
 const MAX_NESTING: usize = 32;
 
 /// The first `privileged` key of the document in the order of the text, at any depth

@@ -669,8 +669,10 @@ impl SeccompProfile {
         &self.rules
     }
 
-    /// The built-in default profile: Docker's default profile plus the refinements
-    /// described in [the module documentation](super).
+    /// The built-in default profile: Docker's default profile, rule for rule, with the
+    /// 32-bit argument comparisons described in [the module documentation](super).
+    /// What every profile gets besides (the terminal guard, the x32, unknown-number and
+    /// other-architecture answers) is in the semantics above.
     pub fn docker_default() -> &'static SeccompProfile {
         static PROFILE: OnceLock<SeccompProfile> = OnceLock::new();
         PROFILE.get_or_init(super::default::docker_default)

@@ -160,7 +160,7 @@ fn kernel_view(name: &str, args: &[u64; 6]) -> [u64; 6] {
     seen
 }
 
-/// The refinement the built-in profile adds to Docker's rules: no fake terminal input.
+/// What the terminal guard refuses of what Docker's rules allow: no fake terminal input.
 fn refused_ioctl(name: &str, args: &[u64; 6]) -> bool {
     name == "ioctl" && [TIOCSTI, TIOCLINUX].contains(&(args[1] & 0xffff_ffff))
 }
